@@ -1,0 +1,79 @@
+"""luma-async: an asyncio-first client for the Luma video API as sold by API aggregators.
+
+Extend a generated video and follow the new task to its end::
+
+    async with LumaSession() as luma:
+        task = await luma.extend(task_id, "the camera pulls back")
+        async for change in luma.poll(task.id):
+            print(change.state)
+
+Import everything from here; the ``_``-modules are private.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version as _version
+
+from luma_async._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    DecodeError,
+    InputError,
+    LumaError,
+    NotFoundError,
+    PermissionDeniedError,
+    PollTimeoutError,
+    RateLimitError,
+    ServerError,
+    SubmissionUncertainError,
+    TaskFailedError,
+    TransportError,
+)
+from luma_async._models import (
+    BatchResult,
+    ExtendRequest,
+    GenerateRequest,
+    ImageInput,
+    StateChange,
+    Task,
+    TaskState,
+    UploadedFile,
+    Video,
+)
+from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
+from luma_async._session import DEFAULT_BASE_URL, LumaSession
+
+__version__ = _version("luma-async")
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchResult",
+    "DecodeError",
+    "ExtendRequest",
+    "GenerateRequest",
+    "ImageInput",
+    "InputError",
+    "LumaError",
+    "LumaSession",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PollPolicy",
+    "PollTimeoutError",
+    "RateLimitError",
+    "RequestBudget",
+    "RetryPolicy",
+    "ServerError",
+    "StateChange",
+    "SubmissionUncertainError",
+    "Task",
+    "TaskFailedError",
+    "TaskState",
+    "TransportError",
+    "UploadedFile",
+    "Video",
+    "__version__",
+]

@@ -1,0 +1,80 @@
+"""The session-wide request budget: a rate, a cap on requests in flight, and 429 back-pressure.
+
+Every request of a session (submissions, polls, batch refreshes) takes a slot here first.
+Slots are handed out by reservation: each request books the next free instant, so a burst of
+pollers spreads out evenly instead of stampeding.  A 429 anywhere pauses everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from luma_async import _clock
+from luma_async._policy import RequestBudget
+
+__all__ = ["Budget"]
+
+_MIN_FACTOR = 1 / 32
+
+
+class Budget:
+    def __init__(self, policy: RequestBudget | None = None) -> None:
+        self.policy = policy or RequestBudget()
+        self._next_free = 0.0
+        self._paused_until = 0.0
+        self._factor = 1.0  # share of max_rate allowed now; halved by each 429
+        self._semaphore: asyncio.Semaphore | None = None
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.throttled = 0  # 429s seen
+
+    @property
+    def rate(self) -> float | None:
+        """Requests per second allowed right now (``None``: unlimited)."""
+        max_rate = self.policy.max_rate
+        return None if max_rate is None else max_rate * self._factor
+
+    def slow_down(self, retry_after: float | None) -> None:
+        """A 429 was seen: pause every request of the session and halve the rate."""
+        self.throttled += 1
+        wait = self.policy.pause if retry_after is None else max(retry_after, 0.0)
+        self._paused_until = max(self._paused_until, _clock.monotonic() + wait)
+        self._factor = max(self._factor / 2, _MIN_FACTOR)
+
+    async def _admit(self) -> None:
+        while True:
+            now = _clock.monotonic()
+            rate = self.rate
+            start = max(now, self._paused_until)
+            if rate is not None:
+                start = max(start, self._next_free)
+                self._next_free = start + 1 / rate
+            if start <= now:
+                return
+            await _clock.sleep(start - now)
+            if self._paused_until <= _clock.monotonic():
+                return
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self._admit()
+        limit = self.policy.max_connections
+        if limit is not None and self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(limit)
+        semaphore = self._semaphore
+        if semaphore is not None:
+            await semaphore.acquire()
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            if semaphore is not None:
+                semaphore.release()
+
+    def succeeded(self) -> None:
+        if self._factor < 1.0:
+            self._factor = min(1.0, self._factor * self.policy.recovery)

@@ -1,0 +1,236 @@
+"""The click commands behind ``luma-async`` (imported only when the ``cli`` extra is there)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+
+from luma_async._cli import EXIT_OK, Reporter, _follow, _run, demo
+from luma_async._models import ImageInput
+from luma_async._policy import PollPolicy
+from luma_async._session import LumaSession
+
+EPILOG_EXIT = (
+    "Exit codes: 0 success, 1 task failed, 2 usage, 3 API or transport error, 4 timeout, "
+    "5 submission uncertain, 130 interrupted."
+)
+
+
+def _image(value: str | None) -> ImageInput | None:
+    if value is None:
+        return None
+    if value.startswith(("http://", "https://", "data:")):
+        return value
+    return Path(value)
+
+
+class _Context:
+    def __init__(self, api_key: str | None, base_url: str | None) -> None:
+        self.api_key = api_key
+        self.base_url = base_url
+
+    def session(self, **kwargs: Any) -> LumaSession:
+        return LumaSession(self.api_key, base_url=self.base_url, **kwargs)
+
+
+pass_context = click.make_pass_decorator(_Context)
+json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+timeout_option = click.option(
+    "--timeout",
+    type=float,
+    default=900.0,
+    show_default=True,
+    help="Give up following after SECONDS.",
+)
+
+
+@click.group(epilog=EPILOG_EXIT)
+@click.option("--api-key", envvar="LUMA_API_KEY", help="API key (default: $LUMA_API_KEY).")
+@click.option(
+    "--base-url",
+    envvar="LUMA_BASE_URL",
+    help="API base URL (default: $LUMA_BASE_URL or https://api.gpt.ge).",
+)
+@click.version_option(package_name="luma-async")
+@click.pass_context
+def cli(ctx: click.Context, api_key: str | None, base_url: str | None) -> None:
+    """Extend Luma videos and follow tasks from the command line."""
+    ctx.obj = _Context(api_key, base_url)
+
+
+@cli.command(epilog="Example: luma-async generate 'a red fox in snow' --aspect-ratio 16:9 --wait")
+@click.argument("prompt")
+@click.option("--aspect-ratio", help="1:1, 4:3, 3:4, 16:9, 9:16, 21:9 or 9:21.")
+@click.option(
+    "--expand-prompt/--no-expand-prompt", default=None, help="Let the service rewrite the prompt."
+)
+@click.option("--image", help="First frame: an https URL, a data: URI or a file.")
+@click.option("--end-image", help="Last frame: an https URL, a data: URI or a file.")
+@click.option("--notify-hook", help="A URL the service calls when the task changes.")
+@click.option("--wait/--no-wait", default=False, help="Follow the new task to its end.")
+@timeout_option
+@json_option
+@pass_context
+def generate(
+    obj: _Context,
+    prompt: str,
+    aspect_ratio: str | None,
+    expand_prompt: bool | None,
+    image: str | None,
+    end_image: str | None,
+    notify_hook: str | None,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> int:
+    """Submit a new generation (a paid job) and print its task."""
+
+    async def run() -> int:
+        reporter = Reporter(as_json=as_json)
+        async with obj.session() as luma:
+            task = await luma.generate(
+                prompt,
+                aspect_ratio=aspect_ratio,
+                expand_prompt=expand_prompt,
+                image_url=_image(image),
+                image_end_url=_image(end_image),
+                notify_hook=notify_hook,
+            )
+            reporter.task(task)
+            if wait:
+                await _follow(luma, task, reporter, PollPolicy(timeout=timeout))
+        return EXIT_OK
+
+    return _run(run)
+
+
+@cli.command(
+    epilog="Example: luma-async extend 9d4b7516-77e5-481a-b015-48313946f33b 'add a cat' --wait"
+)
+@click.argument("task_id")
+@click.argument("prompt")
+@click.option(
+    "--expand-prompt/--no-expand-prompt", default=None, help="Let the service rewrite the prompt."
+)
+@click.option("--image", help="First frame: an https URL, a data: URI or a file.")
+@click.option("--end-image", help="Last frame: an https URL, a data: URI or a file.")
+@click.option("--notify-hook", help="A URL the service calls when the task changes.")
+@click.option("--wait/--no-wait", default=False, help="Follow the new task to its end.")
+@timeout_option
+@json_option
+@pass_context
+def extend(
+    obj: _Context,
+    task_id: str,
+    prompt: str,
+    expand_prompt: bool | None,
+    image: str | None,
+    end_image: str | None,
+    notify_hook: str | None,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> int:
+    """Extend the video of a completed task (a paid job) and print the new task."""
+
+    async def run() -> int:
+        reporter = Reporter(as_json=as_json)
+        async with obj.session() as luma:
+            task = await luma.extend(
+                task_id,
+                prompt,
+                expand_prompt=expand_prompt,
+                image_url=_image(image),
+                image_end_url=_image(end_image),
+                notify_hook=notify_hook,
+            )
+            reporter.task(task)
+            if wait:
+                await _follow(luma, task, reporter, PollPolicy(timeout=timeout))
+        return EXIT_OK
+
+    return _run(run)
+
+
+@cli.command(epilog="Example: luma-async get 9d4b7516-77e5-481a-b015-48313946f33b --json")
+@click.argument("task_id")
+@json_option
+@pass_context
+def get(obj: _Context, task_id: str, as_json: bool) -> int:
+    """Print a task as the service reports it now."""
+
+    async def run() -> int:
+        async with obj.session() as luma:
+            Reporter(as_json=as_json).task(await luma.get(task_id))
+        return EXIT_OK
+
+    return _run(run)
+
+
+@cli.command(epilog="Example: luma-async watch 9d4b7516-77e5-481a-b015-48313946f33b --json")
+@click.argument("task_ids", nargs=-1, required=True)
+@timeout_option
+@json_option
+@pass_context
+def watch(obj: _Context, task_ids: tuple[str, ...], timeout: float, as_json: bool) -> int:
+    """Follow tasks until their videos exist, printing every change of state."""
+
+    async def run() -> int:
+        reporter = Reporter(as_json=as_json)
+        policy = PollPolicy(timeout=timeout)
+        async with obj.session() as luma:
+
+            async def one(task_id: str) -> None:
+                async for change in luma.poll(task_id, policy=policy):
+                    reporter.change(change)
+
+            await asyncio.gather(*(one(task_id) for task_id in task_ids))
+        return EXIT_OK
+
+    return _run(run)
+
+
+@cli.command(epilog="Example: luma-async emulator --port 8400 --time-scale 0.1")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8400, show_default=True, type=int)
+@click.option("--api-key", "emulator_key", default="emulator-key", show_default=True)
+@click.option(
+    "--time-scale",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Real seconds per emulated second (0.1 runs ten times faster).",
+)
+def emulator(host: str, port: int, emulator_key: str, time_scale: float) -> int:
+    """Serve the API emulator until interrupted, to test your own app against it."""
+    from luma_async.testing import LumaEmulator  # noqa: PLC0415
+
+    async def run() -> int:
+        async with LumaEmulator(
+            host=host, port=port, api_key=emulator_key, time_scale=time_scale
+        ) as emu:
+            click.echo(f"LUMA_BASE_URL={emu.base_url} LUMA_API_KEY={emu.api_key}")
+            click.echo("serving; Ctrl-C to stop")
+            await asyncio.Event().wait()
+        return EXIT_OK  # pragma: no cover - only an interrupt ends it
+
+    return _run(run)
+
+
+@cli.command(epilog="Example: luma-async demo")
+@click.option(
+    "--time-scale",
+    default=0.1,
+    show_default=True,
+    type=float,
+    help="Real seconds per emulated second.",
+)
+def demo_command(time_scale: float) -> int:
+    """Generate, extend and follow to the end against an in-process emulator (no key needed)."""
+    return _run(lambda: demo(time_scale=time_scale))
+
+
+demo_command.name = "demo"

@@ -1,0 +1,294 @@
+"""The wire format: the one cattrs converter, and how every known task shape is read.
+
+Aggregators serve the same task in several shapes (see ``luma-api.md``): a bare object, a
+one-element array, or ``{"code", "message", "data"}``; the prompt at the top or under
+``request``; the video at the top or under ``artifact``; the failure reason under one of
+several names.  :func:`task_from_json` accepts all of them; anything it does not model is kept
+in ``Task.extra`` so nothing the server said is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from cattrs.preconf.json import JsonConverter, make_converter
+
+from luma_async._errors import DecodeError
+from luma_async._models import StateChange, Task, TaskState, UploadedFile, Video
+
+__all__ = ["converter", "decode_json", "make_luma_converter", "task_from_json", "task_to_json"]
+
+_TASK_FIELDS = frozenset(
+    {
+        "id",
+        "prompt",
+        "state",
+        "failure_reason",
+        "created_at",
+        "video",
+        "liked",
+        "estimate_wait_seconds",
+    }
+)
+_FAILURE_FIELDS = ("failure_reason", "fail_reason", "error", "detail", "failure", "reason")
+_STATES = {state.value: state for state in TaskState}
+
+
+def parse_datetime(value: Any) -> datetime:
+    """ISO 8601 with or without fractions, ``Z`` or an offset; always timezone-aware."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        # Python 3.10's fromisoformat takes only 0, 3 or 6 fraction digits.
+        head, dot, rest = text.partition(".")
+        if dot:
+            digits = len(rest) - len(rest.lstrip("0123456789"))
+            frac, tail = rest[:digits], rest[digits:]
+            text = f"{head}.{(frac + '000000')[:6]}{tail}"
+        parsed = datetime.fromisoformat(text)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        seconds = value / 1000 if value > 1e11 else value  # epoch milliseconds or seconds
+        try:
+            return datetime.fromtimestamp(seconds, timezone.utc)
+        except OSError as exc:  # out of the platform's time_t range (errno 75)
+            raise ValueError(f"timestamp out of range: {value!r}") from exc
+    else:
+        raise TypeError(f"not a timestamp: {value!r}")
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+def make_luma_converter(*, strict: bool = False) -> JsonConverter:
+    """Build the converter. ``strict`` forbids unknown keys (the test suite's typo catcher)."""
+    conv = make_converter(forbid_extra_keys=strict)
+    conv.register_structure_hook(datetime, lambda value, _: parse_datetime(value))
+    conv.register_unstructure_hook(datetime, _format_datetime)
+    structure_video = make_dict_structure_fn(Video, conv)
+    conv.register_structure_hook(
+        Video, lambda value, _: structure_video(_video_fields(value), Video)
+    )
+    conv.register_unstructure_hook(Video, make_dict_unstructure_fn(Video, conv))
+    conv.register_structure_hook(Task, lambda value, _: _task(conv, value))
+    conv.register_unstructure_hook(Task, lambda task: _task_to_json(conv, task))
+    conv.register_unstructure_hook(TaskState, lambda state: state.value)
+    conv.register_unstructure_hook(
+        StateChange,
+        lambda change: {
+            "task_id": change.task_id,
+            "previous": None if change.previous is None else str(change.previous),
+            "state": str(change.state),
+            "elapsed": round(change.elapsed, 3),
+            "polls": change.polls,
+            "task": conv.unstructure(change.task),
+        },
+    )
+    return conv
+
+
+def _format_datetime(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _url_of(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        value = value.get("url")
+    return value if isinstance(value, str) and value else None
+
+
+def _video_fields(value: Any) -> dict[str, Any]:
+    """A video object with ``thumbnail`` as a URL (it may come as an object) and whole sizes."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"video must be an object, not {type(value).__name__}")
+    data = dict(value)
+    for key in ("thumbnail", "download_url"):  # a URL string, or an object with a url
+        if key in data:
+            data[key] = _url_of(data[key])
+    for key in ("width", "height"):
+        size = data.get(key)
+        if isinstance(size, bool) or (size is not None and not isinstance(size, (int, float, str))):
+            raise TypeError(f"video {key} must be a number, not {type(size).__name__}")
+        if isinstance(size, float) and size.is_integer():
+            data[key] = int(size)
+    return data
+
+
+def _unwrap(raw: Any) -> Any:
+    """The task inside a bare, array or ``{"code", "data"}`` envelope."""
+    if isinstance(raw, list):
+        if len(raw) != 1:
+            raise TypeError(f"expected one task, got a list of {len(raw)}")
+        raw = raw[0]
+    if (
+        isinstance(raw, Mapping)
+        and "id" not in raw
+        and isinstance(raw.get("data"), (Mapping, list))
+    ):
+        return _unwrap(raw["data"])
+    return raw
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _task(conv: JsonConverter, raw: Any) -> Task:
+    raw = _unwrap(raw)
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"a task must be a JSON object, not {type(raw).__name__}")
+    task_id = raw.get("id")
+    if not isinstance(task_id, str) or not task_id:
+        raise TypeError("the task has no 'id'")
+    state = raw.get("state")
+    if not isinstance(state, str) or not state:
+        raise TypeError(f"task {task_id} has no 'state'")
+    request = _mapping(raw.get("request"))
+    artifact = _mapping(raw.get("artifact"))
+
+    prompt: Any = raw.get("prompt")
+    if not isinstance(prompt, str):
+        prompt = request.get("prompt")
+        prompt = prompt if isinstance(prompt, str) else ""
+
+    video_raw = raw.get("video")
+    if video_raw is None:
+        video_raw = artifact.get("video")
+    video = None
+    if isinstance(video_raw, str) and video_raw:
+        video_raw = {"url": video_raw}
+    if isinstance(video_raw, Mapping) and _url_of(video_raw) is not None:
+        video = conv.structure(video_raw, Video)
+
+    created = raw.get("created_at")
+    estimate = raw.get("estimate_wait_seconds")
+    if (
+        isinstance(estimate, bool)
+        or not isinstance(estimate, (int, float))
+        or not math.isfinite(estimate)
+    ):
+        estimate = None
+
+    return Task(
+        id=task_id,
+        state=_STATES.get(state, state),
+        prompt=prompt,
+        failure_reason=_failure_reason(raw),
+        created_at=None if created in (None, "") else parse_datetime(created),
+        video=video,
+        liked=raw.get("liked"),
+        estimate_wait_seconds=None if estimate is None else float(estimate),
+        extra={key: value for key, value in raw.items() if key not in _TASK_FIELDS},
+    )
+
+
+def _failure_reason(raw: Mapping[str, Any]) -> str | None:
+    for key in _FAILURE_FIELDS:
+        value = raw.get(key)
+        if isinstance(value, Mapping):
+            value = value.get("message") or value.get("reason") or value.get("detail")
+        if value not in (None, ""):
+            return str(value)
+    return None
+
+
+def _task_to_json(conv: JsonConverter, task: Task) -> dict[str, Any]:
+    data: dict[str, Any] = dict(task.extra)
+    data.update(
+        {
+            "id": task.id,
+            "prompt": task.prompt,
+            "state": str(task.state),
+            "created_at": None if task.created_at is None else _format_datetime(task.created_at),
+            "video": None if task.video is None else conv.unstructure(task.video),
+            "liked": task.liked,
+            "estimate_wait_seconds": task.estimate_wait_seconds,
+        }
+    )
+    if task.failure_reason is not None:
+        data["failure_reason"] = task.failure_reason
+    return data
+
+
+converter = make_luma_converter()
+
+
+def decode_json(raw: bytes, *, what: str) -> Any:
+    """Parse a success answer's body, or raise :class:`DecodeError` saying what was wrong."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        preview = raw[:80].decode("utf-8", errors="replace")
+        raise DecodeError(f"{what}: the answer is not JSON ({exc}); it began {preview!r}") from exc
+
+
+def task_from_json(data: Any, *, what: str = "task") -> Task:
+    """Read a task in any known shape, or raise :class:`DecodeError`."""
+    try:
+        return converter.structure(data, Task)
+    except (
+        cattrs.BaseValidationError,
+        TypeError,
+        ValueError,
+        OverflowError,
+        RecursionError,
+    ) as exc:
+        message = (
+            "; ".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else str(exc)
+        )
+        raise DecodeError(
+            f"{what}: cannot read the answer as a task: {message}", body=data
+        ) from exc
+
+
+def task_to_json(task: Task) -> dict[str, Any]:
+    """The task as wire JSON (what :func:`task_from_json` reads back to an equal task)."""
+    result: dict[str, Any] = converter.unstructure(task)
+    return result
+
+
+def tasks_from_json(data: Any, *, what: str) -> list[Task]:
+    """A list of tasks, bare or wrapped as ``{"code", "data": [...]}``."""
+    if isinstance(data, Mapping) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise DecodeError(f"{what}: expected a list of tasks, got {type(data).__name__}", body=data)
+    return [task_from_json(item, what=what) for item in data]
+
+
+def uploaded_from_json(data: Any, *, what: str) -> UploadedFile:
+    if (
+        isinstance(data, Mapping)
+        and "public_url" not in data
+        and isinstance(data.get("data"), Mapping)
+    ):
+        data = data["data"]
+    if not isinstance(data, Mapping):
+        raise DecodeError(f"{what}: expected an object, got {type(data).__name__}", body=data)
+    public_url = data.get("public_url") or data.get("url")
+    if not isinstance(public_url, str) or not public_url:
+        raise DecodeError(f"{what}: the answer has no 'public_url'", body=data)
+    file_id = data.get("id")
+    presigned = data.get("presigned_url")
+    return UploadedFile(
+        id=str(file_id) if file_id is not None else "",
+        public_url=public_url,
+        presigned_url=presigned if isinstance(presigned, str) else None,
+    )
+
+
+def url_from_json(data: Any, *, what: str) -> str:
+    if isinstance(data, Mapping) and "url" not in data and isinstance(data.get("data"), Mapping):
+        data = data["data"]
+    url = data.get("url") if isinstance(data, Mapping) else None
+    if not isinstance(url, str) or not url:
+        raise DecodeError(f"{what}: the answer has no 'url'", body=data)
+    return url

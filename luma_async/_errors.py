@@ -1,0 +1,333 @@
+"""The one tree of errors luma-async raises, and the pure function that maps answers onto it.
+
+::
+
+    LumaError
+    ├── InputError (also ValueError)      rejected before any request was sent
+    ├── TransportError                    could not talk to the service (no usable answer)
+    ├── APIError                          the service answered with an error status
+    │   ├── BadRequestError               400, 422
+    │   ├── AuthenticationError           401
+    │   ├── PermissionDeniedError         403 (also gateway code quota_not_enough)
+    │   ├── NotFoundError                 404 (also a 400 with gateway code task_not_exist)
+    │   ├── RateLimitError                429, with .retry_after
+    │   └── ServerError                   5xx
+    ├── DecodeError                       the answer was not the JSON we can read
+    ├── TaskFailedError                   the task reached ``failed`` (.task)
+    ├── PollTimeoutError                  the task was not done by the deadline (.task)
+    └── SubmissionUncertainError          a paid POST may or may not have been created (.request)
+
+Messages name the method, the path, the status and the service's own words; the API token is
+never part of any of them.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from luma_async._models import Task
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "DecodeError",
+    "InputError",
+    "LumaError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PollTimeoutError",
+    "RateLimitError",
+    "ServerError",
+    "SubmissionUncertainError",
+    "TaskFailedError",
+    "TransportError",
+    "error_from_response",
+    "parse_retry_after",
+]
+
+_MAX_DETAIL = 300
+
+
+class LumaError(Exception):
+    """The base of every error luma-async raises."""
+
+
+class InputError(LumaError, ValueError):
+    """An argument was rejected before any request was sent; the message says what to fix."""
+
+
+class TransportError(LumaError):
+    """The service could not be reached, or the connection broke before a full answer.
+
+    ``sent`` is ``False`` when the request provably never left (the connection could not be
+    opened), ``True`` when it may have reached the service, ``None`` when unknown.
+    """
+
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", sent: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.sent = sent
+
+
+class APIError(LumaError):
+    """The service answered with an error status.
+
+    ``detail`` is the service's own explanation, ``code`` its machine code when it gave one,
+    ``body`` the decoded JSON body (or the raw text when it was not JSON).
+    """
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        path: str,
+        status: int,
+        detail: str,
+        code: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.body = body
+        self.headers: Mapping[str, str] = dict(headers or {})
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        code = f" [{self.code}]" if self.code else ""
+        return f"{self.method} {self.path} answered {self.status}{code}: {self.detail}"
+
+
+class BadRequestError(APIError):
+    """400 or 422: the service refused the request body."""
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing or wrong. Check LUMA_API_KEY or the api_key argument."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key may not do this (for example, the account's quota is used up)."""
+
+
+class NotFoundError(APIError):
+    """404 (or a gateway's ``task_not_exist``): no such task on this service."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests. ``retry_after`` is the server's wait hint in seconds, if any."""
+
+    def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(**kwargs)
+
+
+class ServerError(APIError):
+    """5xx: the service or its upstream failed."""
+
+
+class DecodeError(LumaError):
+    """The answer had a success status but not a shape luma-async can read."""
+
+    def __init__(self, message: str, *, body: Any = None) -> None:
+        super().__init__(message)
+        self.body = body
+
+
+class TaskFailedError(LumaError):
+    """The task reached the ``failed`` state. ``task`` is the last state seen."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        reason = f": {task.failure_reason}" if task.failure_reason else " (no reason given)"
+        super().__init__(f"task {task.id} failed{reason}")
+
+
+class PollTimeoutError(LumaError):
+    """The task was not finished by the poll deadline. ``task`` is the last state seen.
+
+    The task is still running on the service; follow it again later with the same id.
+    """
+
+    def __init__(self, task_id: str, task: Task | None, waited: float) -> None:
+        self.task_id = task_id
+        self.task = task
+        self.waited = waited
+        state = task.state if task is not None else "never seen"
+        super().__init__(
+            f"task {task_id} not finished after {waited:.1f}s (last state: {state}); "
+            "it may still finish: poll it again later, or raise PollPolicy.timeout"
+        )
+
+
+class SubmissionUncertainError(LumaError):
+    """A paid POST was sent and may have created a task, but no answer proves it either way.
+
+    luma-async never re-sends such a request: doing so could bill the job twice.  ``request``
+    describes what was sent; ``method`` and ``path`` where.  The cause is chained.
+    """
+
+    def __init__(self, message: str, *, method: str, path: str, request: Any) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.request = request
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+_BY_CODE: dict[str, type[APIError]] = {
+    "task_not_exist": NotFoundError,
+    "quota_not_enough": PermissionDeniedError,
+}
+
+_MAX_RETRY_AFTER = 300.0
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), capped at 300."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        current = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
+        seconds = (when - current).total_seconds()
+    if seconds != seconds:  # NaN  # noqa: PLR0124
+        return None
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
+
+
+def _describe(body: Any) -> tuple[str | None, str | None]:
+    """(detail, code) from any of the three error-body families, or (None, None)."""
+    if isinstance(body, list) and len(body) == 1:
+        body = body[0]
+    if not isinstance(body, dict):
+        return None, None
+    detail: Any = body.get("detail")
+    code: Any = body.get("code")
+    if isinstance(detail, dict):
+        code = detail.get("code", code)
+        detail = detail.get("reason") or detail.get("message") or detail.get("msg")
+    elif isinstance(detail, list):  # FastAPI-style validation errors
+        detail = "; ".join(
+            str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail
+        )
+    error: Any = body.get("error")
+    if detail is None and isinstance(error, dict):
+        detail = error.get("message")
+        code = code if code is not None else error.get("type") or error.get("code")
+    elif detail is None and isinstance(error, str):
+        detail = error
+    if detail is None:
+        detail = body.get("message") or body.get("msg")
+    text = None if detail is None or detail == "" else _clip(str(detail))
+    code_text = None if code is None or code == "" else _clip(str(code))
+    return text, code_text
+
+
+def decode_error_body(raw: bytes, content_type: str = "") -> Any:
+    """The error body as JSON when it is JSON, else as text (HTML pages, empty bodies)."""
+    if not raw:
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")) or "json" in content_type:
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):  # a deeply nested body must not escape as a crash
+            return text
+    return text
+
+
+def error_from_response(
+    method: str,
+    path: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: Any,
+) -> APIError:
+    """Map an error answer onto the tree. Pure: no I/O, no clock but ``Retry-After`` dates.
+
+    ``body`` is what :func:`decode_error_body` made of the raw bytes.
+    """
+    detail, code = _describe(body)
+    if detail is None:
+        if isinstance(body, str) and body.strip():
+            kind = "an HTML page" if "<" in body[:200] else "a non-JSON body"
+            detail = f"{kind}: {_clip(_strip_tags(body))}"
+        else:
+            detail = "no details in the answer"
+    cls = _BY_CODE.get(code or "") or _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else APIError
+    kwargs: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "body": body,
+        "headers": headers,
+    }
+    if cls is RateLimitError:
+        return RateLimitError(
+            retry_after=parse_retry_after(_header(headers, "Retry-After")), **kwargs
+        )
+    return cls(**kwargs)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        for key, candidate in headers.items():
+            if key.lower() == lowered:
+                return candidate
+    return value
+
+
+def _strip_tags(html: str) -> str:
+    out: list[str] = []
+    inside = False
+    for char in html:
+        if char == "<":
+            inside = True
+            out.append(" ")
+        elif char == ">":
+            inside = False
+        elif not inside:
+            out.append(char)
+    return "".join(out)

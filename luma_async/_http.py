@@ -1,0 +1,268 @@
+"""The HTTP exchange: one request, its retries, and the rule that a paid POST is never re-sent.
+
+A GET is retried (tenacity, :class:`RetryPolicy`) on transport errors, 408, 429 and 500/502/
+503/504.  A POST is retried only when it provably never reached the service: the connection
+could not be opened, or the service answered 429 (the request was refused, nothing created).
+A POST answered 5xx, or whose connection broke after it was sent, raises
+:class:`SubmissionUncertainError` with the cause chained: re-sending could bill twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import aiohttp
+import tenacity
+
+from luma_async import _clock
+from luma_async._budget import Budget
+from luma_async._convert import decode_json
+from luma_async._errors import (
+    APIError,
+    LumaError,
+    RateLimitError,
+    ServerError,
+    SubmissionUncertainError,
+    TransportError,
+    decode_error_body,
+    error_from_response,
+)
+from luma_async._policy import RetryPolicy
+
+__all__ = ["Transport", "is_transient"]
+
+log = logging.getLogger("luma_async")
+T = TypeVar("T")
+
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_MAX_BODY = 16 * 1024 * 1024
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth trying again later: transport trouble, 408, 429 or a passing 5xx."""
+    if isinstance(exc, TransportError):
+        return True
+    return isinstance(exc, APIError) and exc.status in _RETRY_STATUSES
+
+
+def server_hint(exc: BaseException | None) -> float | None:
+    """The wait the server asked for (``Retry-After``), when the error carries one."""
+    if isinstance(exc, RateLimitError):
+        return exc.retry_after
+    if isinstance(exc, APIError):
+        from luma_async._errors import parse_retry_after  # noqa: PLC0415
+
+        value = exc.headers.get("Retry-After") or exc.headers.get("retry-after")
+        return parse_retry_after(value)
+    return None
+
+
+class _Deadline(tenacity.stop.stop_base):
+    """Stop once ``seconds`` have passed on the library's clock (virtual time aware)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._end = _clock.monotonic() + seconds
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return _clock.monotonic() >= self._end
+
+
+class _Backoff(tenacity.wait.wait_base):
+    """Exponential backoff with jitter; a server's ``Retry-After`` wins when it is longer."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        policy = self._policy
+        exponent = max(retry_state.attempt_number - 1, 0)
+        computed = min(policy.initial * 2.0**exponent, policy.max_wait)
+        computed += random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not crypto
+        outcome = retry_state.outcome
+        hint = server_hint(outcome.exception() if outcome is not None and outcome.failed else None)
+        return computed if hint is None else max(hint, min(computed, policy.initial))
+
+
+async def _sleep(seconds: float) -> None:
+    await _clock.sleep(seconds)
+
+
+class Transport:
+    """Sends requests to the API with the key, the budget and the retry rules applied."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        retry: RetryPolicy,
+        timeout: float,
+        user_agent: str,
+        budget: Budget,
+        client: Callable[[], Awaitable[aiohttp.ClientSession]],
+    ) -> None:
+        self.base_url = base_url
+        self.retry = retry
+        self.budget = budget
+        self._client = client
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 15.0))
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "User-Agent": user_agent,
+        }
+
+    async def _send(
+        self, method: str, path: str, body: Any
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One attempt. Raises TransportError with ``sent`` telling whether it may have landed."""
+        client = await self._client()
+        url = self.base_url + path
+        started = _clock.monotonic()
+        async with self.budget.slot():
+            try:
+                async with client.request(
+                    method,
+                    url,
+                    json=body,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as response:
+                    raw = await response.content.read(_MAX_BODY + 1)
+                    status, headers = response.status, response.headers
+            except (aiohttp.ClientConnectorError, _connect_timeout_types()) as exc:
+                raise TransportError(
+                    f"{method} {path}: could not connect to {self.base_url}: {_why(exc)}",
+                    method=method,
+                    path=path,
+                    sent=False,
+                ) from exc
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                raise TransportError(
+                    f"{method} {path}: the connection failed after the request was sent: {_why(exc)}",
+                    method=method,
+                    path=path,
+                    sent=True,
+                ) from exc
+        log.debug("%s %s -> %s in %.3fs", method, path, status, _clock.monotonic() - started)
+        if len(raw) > _MAX_BODY:
+            raise APIError(
+                method=method,
+                path=path,
+                status=status,
+                detail=f"the answer is larger than {_MAX_BODY} bytes; refusing to read it",
+                headers=dict(headers),
+            )
+        if status == 429:
+            self.budget.slow_down(server_hint(_error(method, path, status, headers, raw)))
+        return status, headers, raw
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        what: str,
+        paid: bool = False,
+        request: Any = None,
+    ) -> Any:
+        """Send, retry as the rules allow, and return the decoded JSON of a 2xx answer.
+
+        ``paid`` marks a POST that creates something: it is never re-sent once it may have
+        reached the service.
+        """
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(_may_land_once if paid else is_transient),
+            wait=_Backoff(self.retry),
+            stop=tenacity.stop_after_attempt(self.retry.attempts) | _Deadline(self.retry.timeout),
+            sleep=_sleep,
+            reraise=True,
+            before_sleep=_log_retry(method, path),
+        )
+        try:
+            answer: tuple[int, Mapping[str, str], bytes] = await retrying(
+                self._exchange, method, path, body
+            )
+        except LumaError as exc:
+            if paid and _maybe_landed(exc):
+                raise SubmissionUncertainError(
+                    f"{what}: {exc}. The request may have created a paid task; it was NOT re-sent. "
+                    "Check your task list before submitting it again.",
+                    method=method,
+                    path=path,
+                    request=request,
+                ) from exc
+            raise
+        return decode_json(answer[2], what=what)
+
+    async def _exchange(
+        self, method: str, path: str, body: Any
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        status, headers, raw = await self._send(method, path, body)
+        if status >= 300:
+            raise _error(method, path, status, headers, raw)
+        self.budget.succeeded()
+        return status, headers, raw
+
+    async def get_json(self, path: str, *, what: str, retry: bool = True) -> Any:
+        if retry:
+            return await self.request("GET", path, what=what)
+        status, headers, raw = await self._exchange("GET", path, None)
+        del status, headers
+        return decode_json(raw, what=what)
+
+
+def _error(method: str, path: str, status: int, headers: Mapping[str, str], raw: bytes) -> APIError:
+    if 300 <= status < 400:
+        where = headers.get("Location", "elsewhere")
+        return APIError(
+            method=method,
+            path=path,
+            status=status,
+            detail=f"unexpected redirect to {where}; check base_url (redirects are not followed "
+            "so that the API key never leaves the API's host)",
+            headers=dict(headers),
+        )
+    body = decode_error_body(raw, headers.get("Content-Type", ""))
+    return error_from_response(method, path, status, dict(headers), body)
+
+
+def _may_land_once(exc: BaseException) -> bool:
+    """A paid POST may be re-sent only if this failure proves it was not received."""
+    if isinstance(exc, TransportError):
+        return exc.sent is False
+    return isinstance(exc, RateLimitError)
+
+
+def _maybe_landed(exc: LumaError) -> bool:
+    if isinstance(exc, TransportError):
+        return exc.sent is not False
+    return isinstance(exc, ServerError) or (isinstance(exc, APIError) and exc.status == 408)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 200 else text[:197] + "..."
+
+
+def _connect_timeout_types() -> type[BaseException]:
+    found: type[BaseException] = getattr(
+        aiohttp, "ConnectionTimeoutError", aiohttp.ClientConnectorError
+    )
+    return found
+
+
+def _log_retry(method: str, path: str) -> Callable[[tenacity.RetryCallState], None]:
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        wait = state.upcoming_sleep
+        log.info("%s %s: %s; retry %d in %.2fs", method, path, error, state.attempt_number, wait)
+
+    return before_sleep

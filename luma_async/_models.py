@@ -1,0 +1,177 @@
+"""Values luma-async hands out: frozen attrs classes, free of any wire-format knowledge.
+
+How JSON becomes these values lives in ``_convert.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from luma_async._errors import LumaError
+
+__all__ = [
+    "BatchResult",
+    "ExtendRequest",
+    "GenerateRequest",
+    "ImageInput",
+    "StateChange",
+    "Task",
+    "TaskState",
+    "UploadedFile",
+    "Video",
+]
+
+#: What ``image_url`` and ``image_end_url`` accept: an http(s) URL or ``data:`` URI (``str``),
+#: a file (``pathlib.Path``) or the image itself (``bytes``).
+ImageInput = str | Path | bytes
+
+
+class TaskState(str, enum.Enum):
+    """The states the service is known to report. Compares equal to the wire string."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _freeze(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen
+class Video:
+    """A finished video. ``best_url`` is the link to fetch (``download_url`` if given)."""
+
+    url: str
+    width: int | None = attrs.field(default=None, kw_only=True)
+    height: int | None = attrs.field(default=None, kw_only=True)
+    thumbnail: str | None = attrs.field(default=None, kw_only=True)
+    download_url: str | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def best_url(self) -> str:
+        return self.download_url or self.url
+
+
+@attrs.frozen
+class Task:
+    """One generation or extension task as the service last reported it.
+
+    ``state`` is a :class:`TaskState` when known, else the raw string the service sent.
+    ``video`` stays ``None`` until a link exists, even while ``state`` says completed.
+    Fields this version does not model are kept in ``extra`` (read-only).
+    """
+
+    id: str
+    state: TaskState | str
+    prompt: str = attrs.field(default="", kw_only=True)
+    failure_reason: str | None = attrs.field(default=None, kw_only=True)
+    created_at: datetime | None = attrs.field(default=None, kw_only=True)
+    video: Video | None = attrs.field(default=None, kw_only=True)
+    liked: Any = attrs.field(default=None, kw_only=True)
+    estimate_wait_seconds: float | None = attrs.field(default=None, kw_only=True)
+    extra: Mapping[str, Any] = attrs.field(
+        factory=dict, kw_only=True, converter=_freeze, repr=False, hash=False
+    )
+
+    @property
+    def is_finished(self) -> bool:
+        """The video exists: the task is done for the user."""
+        return self.video is not None
+
+    @property
+    def is_failed(self) -> bool:
+        return self.state == TaskState.FAILED
+
+    @property
+    def is_terminal(self) -> bool:
+        """Nothing more will happen: finished or failed."""
+        return self.is_finished or self.is_failed
+
+
+@attrs.frozen
+class StateChange:
+    """One change of a task's state, as seen by a poller.
+
+    ``previous`` is ``None`` for the first state seen; ``elapsed`` counts seconds since the
+    poller began and ``polls`` the requests it made so far.
+    """
+
+    task_id: str
+    previous: TaskState | str | None
+    state: TaskState | str
+    task: Task
+    elapsed: float
+    polls: int
+
+
+@attrs.frozen
+class GenerateRequest:
+    """The fields of :meth:`LumaSession.generate` as one value."""
+
+    user_prompt: str
+    aspect_ratio: str | None = attrs.field(default=None, kw_only=True)
+    expand_prompt: bool | None = attrs.field(default=None, kw_only=True)
+    image_url: ImageInput | None = attrs.field(default=None, kw_only=True, repr=False)
+    image_end_url: ImageInput | None = attrs.field(default=None, kw_only=True, repr=False)
+    notify_hook: str | None = attrs.field(default=None, kw_only=True)
+    loop: bool | None = attrs.field(default=None, kw_only=True)
+    model_name: str | None = attrs.field(default=None, kw_only=True)
+    resolution: str | None = attrs.field(default=None, kw_only=True)
+    duration: str | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
+class ExtendRequest:
+    """The fields of :meth:`LumaSession.extend` as one value: extend ``task_id``'s video."""
+
+    task_id: str
+    user_prompt: str
+    expand_prompt: bool | None = attrs.field(default=None, kw_only=True)
+    image_url: ImageInput | None = attrs.field(default=None, kw_only=True, repr=False)
+    image_end_url: ImageInput | None = attrs.field(default=None, kw_only=True, repr=False)
+    notify_hook: str | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
+class BatchResult:
+    """The outcome of one request of a batch: ``task`` when it finished, else ``error``.
+
+    ``task_id`` is set as soon as the request was submitted, so a failed or cancelled item
+    can still be followed later; ``parent_id`` is the task that was extended.
+    """
+
+    request: ExtendRequest
+    task: Task | None = attrs.field(default=None, kw_only=True)
+    error: LumaError | None = attrs.field(default=None, kw_only=True)
+    task_id: str | None = attrs.field(default=None, kw_only=True)
+    path: Path | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.task is not None
+
+    @property
+    def parent_id(self) -> str:
+        return self.request.task_id
+
+
+@attrs.frozen
+class UploadedFile:
+    """An image uploaded with :meth:`LumaSession.upload`; pass ``public_url`` on."""
+
+    id: str
+    public_url: str
+    presigned_url: str | None = attrs.field(default=None, kw_only=True, repr=False)

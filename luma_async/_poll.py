@@ -1,0 +1,153 @@
+"""Following one task to its end: a tenacity loop that yields each change of state.
+
+The loop re-fetches the task with growing, jittered waits (:class:`PollPolicy`), waits for
+``estimate_wait_seconds`` when the service gives it, rides through transient errors (honouring
+``Retry-After``), and stops when the video exists, the task failed, or the deadline passed.
+A :class:`~luma_async._clock.Wakeup` (a callback, a new listener) cuts a wait short.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import tenacity
+
+from luma_async import _clock
+from luma_async._errors import PollTimeoutError, TaskFailedError
+from luma_async._http import is_transient, server_hint
+from luma_async._models import StateChange, Task, TaskState
+from luma_async._policy import PollPolicy
+
+__all__ = ["follow", "next_wait"]
+
+log = logging.getLogger("luma_async")
+
+
+def next_wait(policy: PollPolicy, attempt: int, task: Task | None, hint: float | None) -> float:
+    """Seconds until the next poll after ``attempt`` polls (pure but for the jitter).
+
+    Exponential from ``interval`` to ``max_interval``; longer while the task is queued
+    (``pending``); timed to the service's estimate when it gives one; never shorter than a
+    server's ``Retry-After``.
+    """
+    wait = min(policy.interval * policy.backoff ** max(attempt - 1, 0), policy.max_interval)
+    if task is not None:
+        estimate = task.estimate_wait_seconds
+        if policy.use_estimate and estimate is not None and estimate > 0:
+            wait = min(max(estimate, policy.interval), policy.max_interval)
+        elif task.state == TaskState.PENDING:
+            wait = min(wait * policy.pending_factor, policy.max_interval)
+    wait += random.uniform(0, policy.jitter)  # noqa: S311 - spreading pollers, not crypto
+    return wait if hint is None else max(wait, hint)
+
+
+class _PollWait(tenacity.wait.wait_base):
+    def __init__(
+        self, policy: PollPolicy, last: Callable[[], Task | None], end: float | None
+    ) -> None:
+        self._policy = policy
+        self._last = last
+        self._end = end
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        hint = server_hint(outcome.exception() if outcome is not None and outcome.failed else None)
+        wait = next_wait(self._policy, retry_state.attempt_number, self._last(), hint)
+        if self._end is not None:  # the last poll happens at the deadline, not after it
+            wait = min(wait, max(self._end - _clock.monotonic(), 0.0))
+        return wait
+
+
+class _Stop(tenacity.stop.stop_base):
+    def __init__(self, end: float | None) -> None:
+        self._end = end
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self._end is not None and _clock.monotonic() >= self._end
+
+
+def _unfinished(task: Task | None) -> bool:
+    return task is None or not task.is_terminal
+
+
+async def follow(
+    fetch: Callable[[], Awaitable[Task]],
+    task_id: str,
+    policy: PollPolicy,
+    *,
+    wakeup: _clock.Wakeup | None = None,
+    first: Task | None = None,
+) -> AsyncIterator[StateChange]:
+    """Yield a :class:`StateChange` per change of state until the video exists.
+
+    The failed state is yielded too, then :class:`TaskFailedError` is raised; at the deadline
+    :class:`PollTimeoutError` is.  ``first`` is a task already in hand (from the submission),
+    reported as the first state without a request.
+    """
+    started = _clock.monotonic()
+    end = None if policy.timeout is None else started + policy.timeout
+    last: Task | None = None
+    polls = 0
+
+    def change(task: Task) -> StateChange | None:
+        nonlocal last
+        previous, last = last, task
+        if (
+            previous is not None
+            and previous.state == task.state
+            and not (task.is_finished and not previous.is_finished)
+        ):
+            return None
+        return StateChange(
+            task_id=task_id,
+            previous=None if previous is None else previous.state,
+            state=task.state,
+            task=task,
+            elapsed=_clock.monotonic() - started,
+            polls=polls,
+        )
+
+    if first is not None:
+        item = change(first)
+        if item is not None:
+            yield item
+        if first.is_failed:
+            raise TaskFailedError(first)
+        if first.is_finished:
+            return
+
+    async def sleep(seconds: float) -> None:
+        await _clock.sleep(seconds, wakeup)
+
+    retrying = tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception(is_transient) | tenacity.retry_if_result(_unfinished),
+        wait=_PollWait(policy, lambda: last, end),
+        stop=_Stop(end),
+        sleep=sleep,
+    )
+    if first is not None:  # the submission's answer counts as the first poll
+        await sleep(min(next_wait(policy, 1, first, None), _remaining(end)))
+    try:
+        async for attempt in retrying:
+            with attempt:
+                polls += 1
+                task = await fetch()
+            if attempt.retry_state.outcome is not None and attempt.retry_state.outcome.failed:
+                error = attempt.retry_state.outcome.exception()
+                log.debug("task %s: poll %d failed: %s", task_id, polls, error)
+                continue
+            attempt.retry_state.set_result(task)
+            item = change(task)
+            if item is not None:
+                yield item
+            if task.is_failed:
+                raise TaskFailedError(task)
+    except tenacity.RetryError as exc:
+        cause = exc.last_attempt.exception() if exc.last_attempt.failed else None
+        raise PollTimeoutError(task_id, last, _clock.monotonic() - started) from cause
+
+
+def _remaining(end: float | None) -> float:
+    return float("inf") if end is None else max(end - _clock.monotonic(), 0.0)

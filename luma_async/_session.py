@@ -1,0 +1,298 @@
+"""``LumaSession``: submit generations and extensions, read tasks, follow them to the end."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import AsyncIterator
+from importlib.metadata import version
+from types import TracebackType
+
+import aiohttp
+
+from luma_async import _inputs
+from luma_async._budget import Budget
+from luma_async._convert import task_from_json, uploaded_from_json, url_from_json
+from luma_async._errors import InputError
+from luma_async._http import Transport
+from luma_async._models import (
+    ExtendRequest,
+    GenerateRequest,
+    ImageInput,
+    StateChange,
+    Task,
+    UploadedFile,
+)
+from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
+from luma_async._poll import follow
+
+__all__ = ["DEFAULT_BASE_URL", "LumaSession"]
+
+DEFAULT_BASE_URL = "https://api.gpt.ge"
+
+
+def _user_agent() -> str:
+    return (
+        f"luma-async/{version('luma-async')} aiohttp/{aiohttp.__version__} "
+        f"Python/{platform.python_version()}"
+    )
+
+
+class LumaSession:
+    """A connection to the Luma API of one aggregator.
+
+    Use it as ``async with LumaSession() as luma:``.  ``api_key`` falls back to the
+    ``LUMA_API_KEY`` environment variable, ``base_url`` to ``LUMA_BASE_URL`` and then to
+    ``https://api.gpt.ge``.  Pass ``session`` to share your own ``aiohttp.ClientSession``: it is
+    used and never closed.  ``budget`` limits the session's request rate and concurrency.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        timeout: float = 60.0,
+        budget: RequestBudget | None = None,
+        max_image_bytes: int = _inputs.MAX_IMAGE_BYTES,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("LUMA_API_KEY")
+        if not isinstance(key, str) or not key.strip():
+            raise InputError(
+                "no API key: pass api_key=... or set the LUMA_API_KEY environment variable"
+            )
+        if any(c.isspace() or ord(c) < 32 for c in key.strip()) or key != key.strip():
+            raise InputError(
+                "the API key contains whitespace or control characters; check how it was copied"
+            )
+        url = (
+            base_url
+            if base_url is not None
+            else os.environ.get("LUMA_BASE_URL") or DEFAULT_BASE_URL
+        )
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise InputError(
+                f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
+            )
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not 0 < timeout < 86_400
+        ):
+            raise InputError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        for name, value, cls in (
+            ("retry", retry, RetryPolicy),
+            ("poll", poll, PollPolicy),
+            ("budget", budget, RequestBudget),
+        ):
+            if value is not None and not isinstance(value, cls):
+                raise InputError(f"{name} must be a {cls.__name__}, not {type(value).__name__}")
+        self.base_url = _inputs.check_base_url(url, allow_insecure=allow_insecure_http)
+        self.retry = retry or RetryPolicy()
+        self.poll_policy = poll or PollPolicy()
+        self.max_image_bytes = max_image_bytes
+        self._session = session
+        self._owns_session = session is None
+        self._entered = False
+        self._closed = False
+        self.budget = Budget(budget)
+        self._transport = Transport(
+            base_url=self.base_url,
+            api_key=key,
+            retry=self.retry,
+            timeout=float(timeout),
+            user_agent=_user_agent(),
+            budget=self.budget,
+            client=self._client,
+        )
+
+    def __repr__(self) -> str:
+        owner = "own" if self._owns_session else "borrowed"
+        state = "closed" if self._closed else "open"
+        return f"<LumaSession {self.base_url} api_key=*** {owner} aiohttp session, {state}>"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> LumaSession:
+        if self._closed:
+            raise RuntimeError("this LumaSession is closed; create a new one")
+        if self._entered:
+            raise RuntimeError("this LumaSession is already in use by an 'async with' block")
+        self._entered = True
+        await self._client()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the aiohttp session if this object made it. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        session, self._session = self._session, None
+        if self._owns_session and session is not None:
+            await session.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def _client(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this LumaSession is closed; create a new one")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.budget.policy.max_connections or 100),
+                raise_for_status=False,
+            )
+        return self._session
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def generate(
+        self,
+        user_prompt: str,
+        *,
+        aspect_ratio: str | None = None,
+        expand_prompt: bool | None = None,
+        image_url: ImageInput | None = None,
+        image_end_url: ImageInput | None = None,
+        notify_hook: str | None = None,
+        loop: bool | None = None,
+        model_name: str | None = None,
+        resolution: str | None = None,
+        duration: str | None = None,
+    ) -> Task:
+        """Submit a new generation (a paid job) and return its task as first reported."""
+        request = GenerateRequest(
+            user_prompt,
+            aspect_ratio=aspect_ratio,
+            expand_prompt=expand_prompt,
+            image_url=image_url,
+            image_end_url=image_end_url,
+            notify_hook=notify_hook,
+            loop=loop,
+            model_name=model_name,
+            resolution=resolution,
+            duration=duration,
+        )
+        body = _inputs.generate_body(request, max_image_bytes=self.max_image_bytes)
+        data = await self._transport.request(
+            "POST", "/luma/generations", body=body, what="generate", paid=True, request=request
+        )
+        return task_from_json(data, what="generate")
+
+    async def extend(
+        self,
+        task_id: str,
+        user_prompt: str,
+        *,
+        expand_prompt: bool | None = None,
+        image_url: ImageInput | None = None,
+        image_end_url: ImageInput | None = None,
+        notify_hook: str | None = None,
+    ) -> Task:
+        """Extend the video of the completed task ``task_id`` (a paid job).
+
+        Returns the new extension task, which has its own id; follow it with :meth:`poll`
+        or :meth:`wait`.
+        """
+        return await self.submit_extend(
+            ExtendRequest(
+                task_id,
+                user_prompt,
+                expand_prompt=expand_prompt,
+                image_url=image_url,
+                image_end_url=image_end_url,
+                notify_hook=notify_hook,
+            )
+        )
+
+    async def submit_extend(self, request: ExtendRequest) -> Task:
+        """:meth:`extend` for a prepared :class:`ExtendRequest`."""
+        if not isinstance(request, ExtendRequest):
+            raise InputError(f"expected an ExtendRequest, not {type(request).__name__}")
+        body = _inputs.extend_body(request, max_image_bytes=self.max_image_bytes)
+        what = f"extend {request.task_id}"
+        data = await self._transport.request(
+            "POST",
+            f"/luma/generations/{request.task_id}/extend",
+            body=body,
+            what=what,
+            paid=True,
+            request=request,
+        )
+        return task_from_json(data, what=what)
+
+    async def get(self, task_id: str) -> Task:
+        """The task as the service reports it now (retried on transient errors)."""
+        _inputs.check_task_id(task_id)
+        data = await self._transport.get_json(f"/luma/generations/{task_id}", what=f"get {task_id}")
+        return task_from_json(data, what=f"get {task_id}")
+
+    async def _fetch_once(self, task_id: str) -> Task:
+        """One GET without retries: the poller does its own."""
+        what = f"poll {task_id}"
+        data = await self._transport.get_json(
+            f"/luma/generations/{task_id}", what=what, retry=False
+        )
+        return task_from_json(data, what=what)
+
+    async def download_video_url(self, task_id: str) -> str:
+        """A fresh link to the finished video without watermark (it expires; fetch it late)."""
+        _inputs.check_task_id(task_id)
+        what = f"download_video_url {task_id}"
+        data = await self._transport.get_json(
+            f"/luma/generations/{task_id}/download_video_url", what=what
+        )
+        return url_from_json(data, what=what)
+
+    async def upload(self, image: ImageInput) -> UploadedFile:
+        """Upload an image (URL, ``Path`` or ``bytes``); use ``.public_url`` in later requests."""
+        value = _inputs.image_value(image, "image", max_bytes=self.max_image_bytes)
+        data = await self._transport.request(
+            "POST",
+            "/luma/generations/file_upload",
+            body={"url": value},
+            what="upload",
+            paid=True,
+            request=image if isinstance(image, str) else f"<{type(image).__name__} image>",
+        )
+        return uploaded_from_json(data, what="upload")
+
+    # -- following tasks -------------------------------------------------------------------
+
+    def poll(self, task_id: str, *, policy: PollPolicy | None = None) -> AsyncIterator[StateChange]:
+        """Follow a task: one :class:`StateChange` per change of state, until the video exists.
+
+        Raises :class:`TaskFailedError` after yielding the ``failed`` state, and
+        :class:`PollTimeoutError` when ``policy.timeout`` passes first.
+        """
+        _inputs.check_task_id(task_id)
+        chosen = self._policy(policy)
+        return follow(lambda: self._fetch_once(task_id), task_id, chosen)
+
+    async def wait(self, task_id: str, *, policy: PollPolicy | None = None) -> Task:
+        """Follow a task to its end and return it finished (``video`` set)."""
+        last: Task | None = None
+        async for change in self.poll(task_id, policy=policy):
+            last = change.task
+        assert last is not None  # follow() always yields before it returns
+        return last
+
+    def _policy(self, policy: PollPolicy | None) -> PollPolicy:
+        if policy is None:
+            return self.poll_policy
+        if not isinstance(policy, PollPolicy):
+            raise InputError(f"policy must be a PollPolicy, not {type(policy).__name__}")
+        return policy

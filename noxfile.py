@@ -1,0 +1,70 @@
+"""Every check of luma-async, one session each: ``nox -s tests lint typing``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2024.10.9"
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests", "lint", "typing"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHONS = nox.project.python_versions(PYPROJECT)
+
+
+def _install(session: nox.Session, *groups: str, extras: str = "cli") -> None:
+    for group in groups:
+        session.install(*nox.project.dependency_groups(PYPROJECT, group))
+    session.install("-e", f".[{extras}]" if extras else ".")
+
+
+def _run_tests(session: nox.Session) -> None:
+    _install(session, "tests")
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", success_codes=[0, 1])
+    session.run("coverage", "report", "--fail-under=95")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite with branch coverage, on the Python that runs nox."""
+    _run_tests(session)
+
+
+@nox.session(python=PYTHONS)
+def tests_all(session: nox.Session) -> None:
+    """The suite on every supported Python that is installed."""
+    _run_tests(session)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """mypy --strict and pyright (strict) over the package and the typing-only test file."""
+    _install(session, "typing")
+    session.run("mypy")
+    session.run("pyright")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the docs with warnings as errors, then run their code examples."""
+    _install(session, "docs")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "doctest", "docs", "docs/_build/doctest")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed and memory, measured against raw aiohttp and the official SDK; reports only."""
+    _install(session, "tests")
+    session.install("lumaai", "pyinstrument")
+    session.run("python", "-m", "bench", *session.posargs)
