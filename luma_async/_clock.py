@@ -178,6 +178,18 @@ class VirtualClock:
 _clock: Clock = RealClock()
 
 
+async def wait(wakeup: Wakeup) -> None:
+    """Wait for ``wakeup`` with no time limit (no timer, so virtual time never jumps for it)."""
+    if wakeup._take_pending():  # noqa: SLF001
+        return
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    wakeup._attach(future)  # noqa: SLF001
+    try:
+        await future
+    finally:
+        wakeup._detach()  # noqa: SLF001
+
+
 def get_clock() -> Clock:
     return _clock
 

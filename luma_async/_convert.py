@@ -158,7 +158,7 @@ def _task(conv: JsonConverter, raw: Any) -> Task:
         prompt = prompt if isinstance(prompt, str) else ""
 
     video_raw = raw.get("video")
-    if video_raw is None:
+    if _url_of(video_raw) is None:  # null, or an object still without its link
         video_raw = artifact.get("video")
     video = None
     if isinstance(video_raw, str) and video_raw:

@@ -171,6 +171,7 @@ class Transport:
         what: str,
         paid: bool = False,
         request: Any = None,
+        retry: bool = True,
     ) -> Any:
         """Send, retry as the rules allow, and return the decoded JSON of a 2xx answer.
 
@@ -180,7 +181,8 @@ class Transport:
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception(_may_land_once if paid else is_transient),
             wait=_Backoff(self.retry),
-            stop=tenacity.stop_after_attempt(self.retry.attempts) | _Deadline(self.retry.timeout),
+            stop=tenacity.stop_after_attempt(self.retry.attempts if retry else 1)
+            | _Deadline(self.retry.timeout),
             sleep=_sleep,
             reraise=True,
             before_sleep=_log_retry(method, path),
@@ -211,11 +213,7 @@ class Transport:
         return status, headers, raw
 
     async def get_json(self, path: str, *, what: str, retry: bool = True) -> Any:
-        if retry:
-            return await self.request("GET", path, what=what)
-        status, headers, raw = await self._exchange("GET", path, None)
-        del status, headers
-        return decode_json(raw, what=what)
+        return await self.request("GET", path, what=what, retry=retry)
 
 
 def _error(method: str, path: str, status: int, headers: Mapping[str, str], raw: bytes) -> APIError:

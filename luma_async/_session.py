@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from importlib.metadata import version
 from types import TracebackType
 
 import aiohttp
 
 from luma_async import _inputs
+from luma_async._batch import Batch
 from luma_async._budget import Budget
 from luma_async._convert import task_from_json, uploaded_from_json, url_from_json
 from luma_async._errors import InputError
 from luma_async._http import Transport
 from luma_async._models import (
+    BatchResult,
     ExtendRequest,
     GenerateRequest,
     ImageInput,
@@ -24,7 +27,7 @@ from luma_async._models import (
     UploadedFile,
 )
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
-from luma_async._poll import follow
+from luma_async._watch import Hub, Listener
 
 __all__ = ["DEFAULT_BASE_URL", "LumaSession"]
 
@@ -59,6 +62,8 @@ class LumaSession:
         budget: RequestBudget | None = None,
         max_image_bytes: int = _inputs.MAX_IMAGE_BYTES,
         allow_insecure_http: bool = False,
+        batch_refresh: bool | None = None,
+        batch_window: float = 0.05,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("LUMA_API_KEY")
         if not isinstance(key, str) or not key.strip():
@@ -109,6 +114,7 @@ class LumaSession:
             budget=self.budget,
             client=self._client,
         )
+        self._hub = Hub(self._transport, self._fetch_once, batch=batch_refresh, window=batch_window)
 
     def __repr__(self) -> str:
         owner = "own" if self._owns_session else "borrowed"
@@ -139,6 +145,7 @@ class LumaSession:
         if self._closed:
             return
         self._closed = True
+        await self._hub.aclose()
         session, self._session = self._session, None
         if self._owns_session and session is not None:
             await session.close()
@@ -272,23 +279,122 @@ class LumaSession:
 
     # -- following tasks -------------------------------------------------------------------
 
-    def poll(self, task_id: str, *, policy: PollPolicy | None = None) -> AsyncIterator[StateChange]:
+    def poll(
+        self, task_id: str, *, policy: PollPolicy | None = None, first: Task | None = None
+    ) -> AsyncIterator[StateChange]:
         """Follow a task: one :class:`StateChange` per change of state, until the video exists.
 
         Raises :class:`TaskFailedError` after yielding the ``failed`` state, and
-        :class:`PollTimeoutError` when ``policy.timeout`` passes first.
+        :class:`PollTimeoutError` when ``policy.timeout`` passes first.  Several coroutines
+        following the same task share one poller; one that joins late gets the latest state
+        at once.  ``first`` is the task as ``extend``/``generate`` returned it (saves a GET).
         """
         _inputs.check_task_id(task_id)
-        chosen = self._policy(policy)
-        return follow(lambda: self._fetch_once(task_id), task_id, chosen)
+        self._check_open()
+        return self._hub.subscribe([task_id], self._policy(policy), first=first)
 
-    async def wait(self, task_id: str, *, policy: PollPolicy | None = None) -> Task:
+    async def wait(
+        self, task_id: str, *, policy: PollPolicy | None = None, first: Task | None = None
+    ) -> Task:
         """Follow a task to its end and return it finished (``video`` set)."""
+        subscription = self.poll(task_id, policy=policy, first=first)
         last: Task | None = None
-        async for change in self.poll(task_id, policy=policy):
-            last = change.task
-        assert last is not None  # follow() always yields before it returns
+        try:
+            async for change in subscription:
+                last = change.task
+        finally:
+            await subscription.aclose()  # type: ignore[attr-defined]
+        assert last is not None  # a subscription ends only after a change with a video
         return last
+
+    def watch_many(
+        self, task_ids: Iterable[str], *, policy: PollPolicy | None = None
+    ) -> AsyncIterator[StateChange]:
+        """The changes of many tasks merged into one stream, in the order they happen.
+
+        Failed tasks are reported by their ``failed`` change and the stream goes on; it ends
+        when every task has ended, or raises :class:`PollTimeoutError` at the deadline.
+        """
+        ids = [_inputs.check_task_id(task_id) for task_id in _listed(task_ids, "task_ids")]
+        self._check_open()
+        return self._hub.subscribe(ids, self._policy(policy), merged=True)
+
+    def subscribe(
+        self,
+        task_id: str,
+        *,
+        queue: asyncio.Queue[StateChange] | None = None,
+        callback: Callable[[StateChange], Awaitable[None]] | None = None,
+        policy: PollPolicy | None = None,
+    ) -> Listener:
+        """Feed a task's changes to ``queue`` or ``callback`` in the background.
+
+        Returns a :class:`Listener`: ``await`` it for the finished task, ``cancel()`` it to
+        stop.  It shares the task's poller with every other follower.
+        """
+        if (queue is None) == (callback is None):
+            raise InputError("pass exactly one of queue= or callback=")
+        if queue is not None and not isinstance(queue, asyncio.Queue):
+            raise InputError(f"queue must be an asyncio.Queue, not {type(queue).__name__}")
+        if callback is not None and not callable(callback):
+            raise InputError("callback must be an async function taking a StateChange")
+        subscription = self.poll(task_id, policy=policy)
+        deliver = queue.put if queue is not None else callback
+        assert deliver is not None
+        return self._hub.listen(subscription, deliver)  # type: ignore[arg-type]
+
+    def notify(self, task_id: str) -> bool:
+        """Tell the poller of ``task_id`` to look now (a callback arrived). True if watched."""
+        return self._hub.notify(task_id)
+
+    def extend_many(
+        self,
+        requests: Iterable[ExtendRequest] | AsyncIterable[ExtendRequest],
+        *,
+        concurrency: int = 8,
+        fail_fast: bool = False,
+        policy: PollPolicy | None = None,
+    ) -> Batch:
+        """Submit every :class:`ExtendRequest`, follow each to its end, yield results as they finish.
+
+        At most ``concurrency`` are in flight at once.  A failed item is reported in its
+        :class:`BatchResult`; ``fail_fast=True`` stops the batch after the first failure
+        (raising it).  :attr:`Batch.in_flight` lists what was submitted and not seen to end.
+        """
+        self._check_open()
+        chosen = self._policy(policy)
+
+        async def follow(task: Task) -> Task:
+            return await self.wait(task.id, policy=chosen, first=task)
+
+        return Batch(
+            requests,
+            submit=self.submit_extend,
+            follow=follow,
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+        )
+
+    async def extend_chain(
+        self, task_id: str, prompts: Iterable[str], *, policy: PollPolicy | None = None
+    ) -> AsyncIterator[BatchResult]:
+        """Grow one video step by step: extend, wait, extend the result again.
+
+        Yields each finished step; ``result.parent_id`` is the task it extended.  A failed
+        step raises (the chain cannot go on without its video).
+        """
+        current = _inputs.check_task_id(task_id)
+        steps = [_inputs.check_prompt(prompt) for prompt in _listed(prompts, "prompts")]
+        for prompt in steps:
+            request = ExtendRequest(current, prompt)
+            submitted = await self.submit_extend(request)
+            done = await self.wait(submitted.id, policy=policy, first=submitted)
+            yield BatchResult(request, task=done, task_id=done.id)
+            current = done.id
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this LumaSession is closed; create a new one")
 
     def _policy(self, policy: PollPolicy | None) -> PollPolicy:
         if policy is None:
@@ -296,3 +402,14 @@ class LumaSession:
         if not isinstance(policy, PollPolicy):
             raise InputError(f"policy must be a PollPolicy, not {type(policy).__name__}")
         return policy
+
+
+def _listed(values: Iterable[str], name: str) -> list[str]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise InputError(
+            f"{name} must be a list (or other iterable) of strings, not {type(values).__name__}"
+        )
+    listed = list(values)
+    if not listed:
+        raise InputError(f"{name} is empty")
+    return listed

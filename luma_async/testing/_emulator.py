@@ -51,7 +51,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import attrs
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
@@ -152,7 +152,7 @@ class RecordedRequest:
     json: Any
     at: float
     host: Literal["api", "video"] = "api"
-    query: Mapping[str, str] = attrs.field(factory=dict)
+    query: Mapping[str, str] = attrs.field(factory=dict[str, str])
     status: int | None = None
     task_id: str | None = None
     created_id: str | None = None
@@ -299,7 +299,9 @@ class LumaEmulator:
     ``estimate_wait``
         fill ``estimate_wait_seconds`` with the emulated seconds left (else ``null``).
     ``link_delay_polls``
-        the first N reads of a completed task show ``completed`` with ``video: null``.
+        the first N reads (GETs, or the batch query) of a completed task show ``completed``
+        with ``video: null``, and ``download_video_url`` answers 400 meanwhile; callbacks
+        show the same but do not count as reads.
     ``fail_marker``
         a prompt containing it makes the task end ``failed``.
     ``callback_attempts``, ``callback_retry_seconds``
@@ -730,11 +732,15 @@ class LumaEmulator:
             if failure is not None:
                 body["fail_reason"] = failure
             return body
-        video_raw = None
+        video_raw: dict[str, Any] | None = None
         if linked:
             video = {"url": url, "width": width, "height": height, "thumbnail": thumbnail}
-            video_raw = {"url": f"{url}?raw=1", "width": width, "height": height}
-            video_raw["duration"] = task.video_seconds
+            video_raw = {
+                "url": f"{url}?raw=1",
+                "width": width,
+                "height": height,
+                "duration": task.video_seconds,
+            }
         finished = task.created_at + dt.timedelta(
             seconds=task.pending_seconds + task.processing_seconds
         )
@@ -874,7 +880,10 @@ class LumaEmulator:
             if fault.answers:
                 return self._fault_response(fault)
         try:
-            if record.route in _API_ROUTES and not self._authorized(request):
+            guarded = record.route in _API_ROUTES or (
+                record.host == "api" and request.path.startswith("/luma/")
+            )
+            if guarded and not self._authorized(request):
                 response: web.StreamResponse = self._error(401, "unauthorized secret token")
             else:
                 response = await handler(request, record)
@@ -911,7 +920,7 @@ class LumaEmulator:
         record.json = body
         if not isinstance(body, dict):
             raise _Answer(self._error(400, "the request body must be a JSON object"))
-        return body
+        return cast("dict[str, Any]", body)
 
     def _check_fields(
         self, body: Mapping[str, Any], fields: Mapping[str, tuple[type, ...]]
@@ -1050,11 +1059,12 @@ class LumaEmulator:
         if not self.batch_endpoint:
             raise _Answer(self._error(404, "Not Found"))
         body = await self._body(request, record)
-        ids = body.get("ids")
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        ids: Any = body.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):  # pyright: ignore[reportUnknownVariableType]
             raise _Answer(self._error(400, "ids must be a list of task id strings"))
-        found = []
-        for task_id in dict.fromkeys(ids):
+        found: list[dict[str, Any]] = []
+        wanted: list[str] = ids  # pyright: ignore[reportUnknownVariableType]
+        for task_id in dict.fromkeys(wanted):
             task = self.tasks.get(task_id)
             if task is None:
                 continue

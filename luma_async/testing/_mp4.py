@@ -73,7 +73,7 @@ def _sps(width_mbs: int, height_mbs: int) -> bytes:
     bits = _Bits()
     bits.u(8, 66)  # profile_idc: Baseline
     bits.u(8, 0xC0)  # constraint_set0 and constraint_set1 flags
-    bits.u(8, 10)  # level_idc 1.0
+    bits.u(8, 20)  # level_idc 2.0
     bits.ue(0)  # seq_parameter_set_id
     bits.ue(0)  # log2_max_frame_num_minus4
     bits.ue(2)  # pic_order_cnt_type 2: output order is decoding order
@@ -149,7 +149,7 @@ def build_mp4(*, width: int = 32, height: int = 16, frames: int = 10, fps: int =
         raise ValueError("frames and fps must be positive")
     width_mbs, height_mbs = width // _MB, height // _MB
     sps, pps = _sps(width_mbs, height_mbs), _pps()
-    samples = []
+    samples: list[bytes] = []
     for index in range(frames):
         nal = _idr_slice(index, width_mbs, height_mbs)
         samples.append(struct.pack(">I", len(nal)) + nal)
@@ -158,7 +158,7 @@ def build_mp4(*, width: int = 32, height: int = 16, frames: int = 10, fps: int =
 
     avcc = _box(
         b"avcC",
-        bytes([1, 66, 0xC0, 10, 0xFF, 0xE1]),  # version, profile, compat, level, 4-byte lengths
+        bytes([1, 66, 0xC0, 20, 0xFF, 0xE1]),  # version, profile, compat, level, 4-byte lengths
         struct.pack(">H", len(sps)),
         sps,
         bytes([1]),

@@ -41,7 +41,7 @@ def luma_emulator(request: pytest.FixtureRequest) -> Iterator[LumaEmulator]:
     from luma_async.testing._emulator import LumaEmulator  # noqa: PLC0415 - lazy on purpose
 
     marker = request.node.get_closest_marker(_MARKER)
-    options = {}
+    options: dict[str, object] = {}
     if marker is not None:
         if marker.args:
             raise pytest.UsageError(

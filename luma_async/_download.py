@@ -1,0 +1,485 @@
+"""Downloads: stream a finished video to a file, resume a broken transfer, never leak the key.
+
+The video is written to a hidden temporary file beside the destination
+(``.<name>.<random>.part``), flushed to disk and renamed into place only once its length is
+checked, so ``dest`` never holds half a video.  Any failure, and cancellation, removes the
+temporary file.
+
+A transfer that breaks (dropped connection, truncated body, read timeout) is resumed with
+``Range: bytes=<have>-`` (and ``If-Range`` with the first answer's validator): a ``206``
+whose ``Content-Range`` starts where the file ends is appended, a ``200`` starts over, a
+``416`` for a file already complete ends the download.  Retries follow the session's
+:class:`RetryPolicy`, counted since the last byte that was new: a long download that keeps
+moving is never cut short by ``attempts`` or ``timeout``; one that stops moving is.
+
+Video links live on a CDN host and need no token: every request here carries only the
+headers built in this module, redirects are followed by hand (each hop must be http(s)), and a
+client session with an ``Authorization`` header or ``auth`` of its own is refused outright.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import random
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+import tenacity
+from yarl import URL
+
+from luma_async import _clock
+from luma_async._errors import (
+    APIError,
+    InputError,
+    LumaError,
+    TransportError,
+    decode_error_body,
+    error_from_response,
+)
+from luma_async._http import is_transient, server_hint
+from luma_async._models import Task, Video
+from luma_async._policy import RetryPolicy
+
+__all__ = ["DownloadError", "ProgressCallback", "download", "video_url_of"]
+
+log = logging.getLogger("luma_async")
+
+#: ``progress(received_bytes, total_bytes_or_None)``, called after every chunk; it may be a
+#: coroutine function.  ``received_bytes`` is what the file holds now (it drops back to the
+#: first chunk's size if the server makes the download start over).
+ProgressCallback = Callable[[int, int | None], Awaitable[None] | None]
+
+_NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
+_MAX_ERROR_BODY = 64 * 1024
+
+
+class DownloadError(LumaError):
+    """The video could not be saved whole: wrong length, a changed file, a bad redirect.
+
+    ``url`` is the link without its query string (presigned links carry credentials),
+    ``path`` the destination, ``received`` the bytes received, ``expected`` the size the
+    server or the caller announced (``None`` when unknown).  Nothing is left at ``path``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        path: Path,
+        received: int = 0,
+        expected: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.path = path
+        self.received = received
+        self.expected = expected
+
+
+class _IncompleteError(DownloadError):
+    """The body ended cleanly but short of the announced size: worth resuming."""
+
+
+def video_url_of(task_or_video: Task | Video | str) -> str:
+    """The link to fetch for a finished task, a video or a URL (``download_url`` preferred)."""
+    if isinstance(task_or_video, Task):
+        task = task_or_video
+        if task.video is None:
+            if task.is_failed:
+                why = f": {task.failure_reason}" if task.failure_reason else ""
+                raise InputError(f"task {task.id} failed{why}; it has no video to download")
+            raise InputError(
+                f"task {task.id} has no video yet (state {task.state}); "
+                f"wait for it with `await luma.wait({task.id!r})` and download the result"
+            )
+        task_or_video = task.video
+    if isinstance(task_or_video, Video):
+        url = task_or_video.best_url
+    elif isinstance(task_or_video, str):
+        url = task_or_video
+    else:
+        raise InputError(
+            f"expected a Task, a Video or a video URL, not {type(task_or_video).__name__}"
+        )
+    _check_url(url)
+    return url
+
+
+async def download(
+    client: aiohttp.ClientSession,
+    url: str,
+    dest: Path | str,
+    *,
+    expected_size: int | None = None,
+    progress: ProgressCallback | None = None,
+    retry: RetryPolicy,
+    chunk_size: int = 64 * 1024,
+    overwrite: bool = True,
+    filename: str | None = None,
+    read_timeout: float = 60.0,
+    max_redirects: int = 10,
+) -> Path:
+    """Stream the video at ``url`` to ``dest`` and return the path of the finished file.
+
+    ``dest`` is a file path, or an existing directory: the file is then named ``filename``,
+    else after the last segment of the URL path.  ``expected_size`` (bytes) is checked
+    against the server's length and the received one.  ``read_timeout`` bounds the wait for
+    each piece of the body; ``max_redirects`` the hops followed.  With ``overwrite=False`` an
+    existing file is an :class:`InputError` (and a file that appears meanwhile a
+    :class:`DownloadError`).  Raises :class:`DownloadError` for a wrong length,
+    :class:`TransportError` or :class:`APIError` when retries are exhausted or not allowed.
+    """
+    _check_url(url)
+    if not isinstance(client, aiohttp.ClientSession):
+        raise InputError(f"client must be an aiohttp.ClientSession, not {type(client).__name__}")
+    if "Authorization" in client.headers or client.auth is not None:
+        raise InputError(
+            "the aiohttp session sends credentials (an Authorization header or auth) with "
+            "every request; video links must never get them: use a session without them"
+        )
+    if not isinstance(retry, RetryPolicy):
+        raise InputError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
+    for name, value, lowest in (
+        ("expected_size", expected_size, 0),
+        ("chunk_size", chunk_size, 1),
+        ("max_redirects", max_redirects, 0),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < lowest
+        ):
+            raise InputError(f"{name} must be a whole number of at least {lowest}, not {value!r}")
+    if isinstance(read_timeout, bool) or not isinstance(read_timeout, (int, float)) or not (
+        0 < read_timeout < 86_400
+    ):
+        raise InputError(f"read_timeout must be a positive number of seconds, not {read_timeout!r}")
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress must be callable, not {type(progress).__name__}")
+    target = _target(dest, url, filename)
+    if not overwrite and target.exists():
+        raise InputError(f"{target} already exists; pass overwrite=True to replace it")
+
+    part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    file = os.fdopen(fd, "wb")
+    try:
+        transfer = _Transfer(
+            client,
+            url,
+            target,
+            file,
+            expected_size=expected_size,
+            progress=progress,
+            retry=retry,
+            chunk_size=chunk_size,
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=min(read_timeout, 30.0), sock_read=read_timeout
+            ),
+            max_redirects=max_redirects,
+        )
+        await transfer.run()
+        transfer.install(part, overwrite=overwrite)
+    except BaseException:
+        file.close()
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        raise
+    _fsync_directory(target.parent)
+    return target
+
+
+class _Transfer:
+    """One download: the bytes so far, what the server announced, and the retry bookkeeping."""
+
+    def __init__(
+        self,
+        client: aiohttp.ClientSession,
+        url: str,
+        target: Path,
+        file: IO[bytes],
+        *,
+        expected_size: int | None,
+        progress: ProgressCallback | None,
+        retry: RetryPolicy,
+        chunk_size: int,
+        timeout: aiohttp.ClientTimeout,
+        max_redirects: int,
+    ) -> None:
+        self.client = client
+        self.url = url
+        self.shown = _display(url)
+        self.target = target
+        self.file = file
+        self.expected_size = expected_size
+        self.progress = progress
+        self.policy = retry
+        self.chunk_size = chunk_size
+        self.timeout = timeout
+        self.max_redirects = max_redirects
+        self.have = 0
+        self.total: int | None = None  # the size the server announced
+        self.validator: str | None = None  # for If-Range: a strong ETag or Last-Modified
+        self.high_water = 0  # the most bytes ever held: progress means passing it
+        self.stalls = 0  # failed attempts since the last new byte
+        self.last_progress = _clock.monotonic()
+
+    @property
+    def limit(self) -> int | None:
+        return self.total if self.total is not None else self.expected_size
+
+    def error(self, message: str, cls: type[DownloadError] = DownloadError) -> DownloadError:
+        return cls(
+            f"GET {self.shown}: {message}",
+            url=self.shown,
+            path=self.target,
+            received=self.have,
+            expected=self.limit,
+        )
+
+    async def run(self) -> None:
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(_retryable),
+            wait=self._wait,
+            stop=self._stop,
+            sleep=_sleep,
+            reraise=True,
+            before_sleep=self._before_sleep,
+        )
+        await retrying(self._attempt)
+
+    def install(self, part: Path, *, overwrite: bool) -> None:
+        """Flush the finished file to disk and rename it to the destination (atomic)."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        if not overwrite and self.target.exists():
+            raise self.error(f"{self.target} appeared during the download; it was not replaced")
+        part.replace(self.target)  # os.replace: all or nothing, also over an existing file
+
+    # -- tenacity hooks: attempts and deadline count from the last new byte ------------------
+
+    def _stop(self, retry_state: tenacity.RetryCallState) -> bool:
+        return (
+            self.stalls >= self.policy.attempts
+            or _clock.monotonic() - self.last_progress >= self.policy.timeout
+        )
+
+    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
+        policy = self.policy
+        computed = min(policy.initial * 2.0 ** max(self.stalls - 1, 0), policy.max_wait)
+        computed += random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not crypto
+        outcome = retry_state.outcome
+        hint = server_hint(outcome.exception() if outcome is not None else None)
+        return computed if hint is None else max(hint, min(computed, policy.initial))
+
+    def _before_sleep(self, retry_state: tenacity.RetryCallState) -> None:
+        outcome = retry_state.outcome
+        log.info(
+            "download %s: %s; resuming at byte %d in %.2fs",
+            self.shown,
+            outcome.exception() if outcome is not None else None,
+            self.have,
+            retry_state.upcoming_sleep,
+        )
+
+    # -- one attempt -----------------------------------------------------------------------
+
+    async def _attempt(self) -> None:
+        try:
+            headers = {"Accept-Encoding": "identity"}
+            if self.have:
+                headers["Range"] = f"bytes={self.have}-"
+                if self.validator:
+                    headers["If-Range"] = self.validator
+            response = await self._open(headers)
+            async with response:
+                if await self._accept(response):
+                    await self._receive(response)
+        except Exception:
+            self.stalls += 1
+            raise
+
+    async def _open(self, headers: dict[str, str]) -> aiohttp.ClientResponse:
+        """GET the link, following redirects by hand with the same token-free headers."""
+        url: str | URL = self.url
+        for _ in range(self.max_redirects + 1):
+            try:
+                response = await self.client.get(
+                    url,
+                    headers=headers,
+                    allow_redirects=False,
+                    raise_for_status=False,
+                    timeout=self.timeout,
+                )
+            except _NETWORK_ERRORS as exc:
+                raise TransportError(
+                    f"GET {self.shown}: {_why(exc)}", method="GET", path=self.shown
+                ) from exc
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or location is None:
+                return response
+            response.release()
+            url = response.url.join(URL(location))
+            if url.scheme not in ("http", "https"):
+                raise self.error(f"redirected to a {url.scheme or 'relative'}: link, not http(s)")
+        raise self.error(f"more than {self.max_redirects} redirects")
+
+    async def _accept(self, response: aiohttp.ClientResponse) -> bool:
+        """Check the answer's status and size; ``False`` when the file is already complete."""
+        status, headers = response.status, response.headers
+        if status == 416 and self.have:
+            total = _content_range(headers.get("Content-Range", ""))[2]
+            if total == self.have and self.limit in (None, total):
+                return False
+            raise self.error(
+                f"the server says the file has {total} bytes, "
+                f"but {self.have} were received of {self.limit}"
+            )
+        if status == 206:
+            start, _, total = _content_range(headers.get("Content-Range", ""))
+            if start != self.have:
+                raise self.error(
+                    f"asked for the bytes from {self.have}, the server sent a range "
+                    f"starting at {start} ({headers.get('Content-Range')!r})"
+                )
+            if total is not None and self.total is not None and total != self.total:
+                raise self.error(
+                    f"the file changed size between requests ({self.total}, now {total} bytes)"
+                )
+            total = self.total if total is None else total
+        elif status == 200:
+            if self.have:
+                log.info("download %s: the server ignored the range; starting over", self.shown)
+                self.file.seek(0)
+                self.file.truncate()
+                self.have = 0
+            total = response.content_length
+            etag = headers.get("ETag", "")
+            self.validator = etag if etag and not etag.startswith("W/") else None
+            self.validator = self.validator or headers.get("Last-Modified")
+        else:
+            raw = b""
+            with contextlib.suppress(*_NETWORK_ERRORS):
+                raw = await response.content.read(_MAX_ERROR_BODY)
+            body = decode_error_body(raw, headers.get("Content-Type", ""))
+            raise error_from_response("GET", self.shown, status, dict(headers), body)
+        self.total = total
+        if total is not None and self.expected_size is not None and total != self.expected_size:
+            raise self.error(f"the server announces {total} bytes, {self.expected_size} expected")
+        return True
+
+    async def _receive(self, response: aiohttp.ClientResponse) -> None:
+        while True:
+            try:
+                chunk = await response.content.read(self.chunk_size)
+            except _NETWORK_ERRORS as exc:
+                raise TransportError(
+                    f"GET {self.shown}: the transfer broke after {self.have} bytes: {_why(exc)}",
+                    method="GET",
+                    path=self.shown,
+                    sent=True,
+                ) from exc
+            if not chunk:
+                break
+            self.file.write(chunk)
+            self.have += len(chunk)
+            limit = self.limit
+            if limit is not None and self.have > limit:
+                raise self.error(f"received more than the {limit} bytes announced")
+            if self.have > self.high_water:
+                self.high_water = self.have
+                self.stalls = 0
+                self.last_progress = _clock.monotonic()
+            if self.progress is not None:
+                result = self.progress(self.have, limit)
+                if inspect.isawaitable(result):
+                    await result
+        limit = self.limit
+        if limit is not None and self.have < limit:
+            raise self.error(
+                f"the body ended after {self.have} of {limit} bytes", cls=_IncompleteError
+            )
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, DownloadError):
+        return isinstance(exc, _IncompleteError)
+    return isinstance(exc, (TransportError, APIError)) and is_transient(exc)
+
+
+async def _sleep(seconds: float) -> None:
+    await _clock.sleep(seconds)
+
+
+def _content_range(value: str) -> tuple[int | None, int | None, int | None]:
+    """``(start, end, total)`` of a ``Content-Range``; ``None`` for each part not given."""
+    match = _CONTENT_RANGE.fullmatch(value.strip())
+    if match is None:
+        return None, None, None
+    start, end, total = match.groups()
+    return (
+        None if start is None else int(start),
+        None if end is None else int(end),
+        None if total == "*" else int(total),
+    )
+
+
+def _check_url(url: object) -> None:
+    if not isinstance(url, str):
+        raise InputError(f"a video URL must be a string, not {type(url).__name__}")
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"not a URL: {url[:80]!r} ({exc})") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InputError(f"a video URL must be an http(s) link, not {_display(parsed)!r}")
+
+
+def _display(url: str | URL) -> str:
+    """A checked URL for messages and logs: no credentials, query or fragment (presigned)."""
+    return str(URL(url).with_user(None).with_query(None).with_fragment(None))
+
+
+def _target(dest: Path | str, url: str, filename: str | None) -> Path:
+    if not isinstance(dest, (str, os.PathLike)):
+        raise InputError(f"dest must be a path, not {type(dest).__name__}")
+    path = Path(dest)
+    if path.is_dir():
+        name = URL(url).name if filename is None else filename
+        if (
+            not isinstance(name, str)
+            or name in ("", ".", "..")
+            or any(c in name for c in "/\\\0")
+        ):
+            raise InputError(
+                f"cannot name a file after {_display(url)!r}; pass a file path as dest"
+            )
+        path /= name
+    if not path.parent.is_dir():
+        raise InputError(f"the directory {path.parent} does not exist")
+    return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable where the platform allows it (POSIX); harmless elsewhere."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 200 else text[:197] + "..."

@@ -1,0 +1,393 @@
+"""Shared watching: one poller per task, however many coroutines follow it.
+
+A :class:`Hub` belongs to one session.  Following a task subscribes to its :class:`_Watch`, a
+background task running the poll loop of ``_poll.follow``; every subscriber gets the same
+changes, and one that joins late gets the latest state at once.  When the last subscriber
+leaves (finishes, breaks out of its loop, is cancelled or garbage-collected) the watch is
+cancelled, so nothing keeps running for nobody.
+
+Refreshes of many watched tasks are folded into one ``POST /luma/tasks`` where the deployment
+offers it; where it answers 404 the hub falls back to one GET per task, decided once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from luma_async import _clock
+from luma_async._convert import tasks_from_json
+from luma_async._errors import APIError, LumaError, PollTimeoutError, TaskFailedError
+from luma_async._models import StateChange, Task
+from luma_async._poll import follow
+
+if TYPE_CHECKING:
+    from luma_async._http import Transport
+    from luma_async._policy import PollPolicy
+
+__all__ = ["Hub", "Listener", "Subscription"]
+
+log = logging.getLogger("luma_async")
+
+_NOT_OFFERED = frozenset({404, 405, 501})
+
+
+class SessionClosedError(LumaError, RuntimeError):
+    """The session was closed while a task was being followed."""
+
+
+class Subscription:
+    """An async iterator over the changes of one task (or, merged, of several).
+
+    Cancelling a pending ``__anext__`` ends the subscription.  Single-task subscriptions end after the change that brings the video, raise
+    :class:`TaskFailedError` after yielding ``failed``, and raise :class:`PollTimeoutError`
+    at their own deadline.  Merged ones (``watch_many``) yield failures and go on, and end
+    when every task has ended.
+    """
+
+    def __init__(
+        self, hub: Hub, task_ids: Iterable[str], policy: PollPolicy, *, merged: bool
+    ) -> None:
+        self._hub = hub
+        self._task_ids = list(dict.fromkeys(task_ids))
+        self._open = set(self._task_ids)
+        self._merged = merged
+        self._items: deque[StateChange] = deque()
+        self._error: BaseException | None = None
+        self._wakeup = _clock.Wakeup()
+        self._closed = False
+        self._started = _clock.monotonic()
+        self._end = None if policy.timeout is None else self._started + policy.timeout
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> StateChange:
+        while True:
+            if self._items:
+                return self._items.popleft()
+            if self._error is not None:
+                error, self._error = self._error, None
+                self.close()
+                raise error
+            if self._closed or not self._open:
+                self.close()
+                raise StopAsyncIteration
+            try:
+                if self._end is None:
+                    await _clock.wait(self._wakeup)
+                    continue
+                remaining = self._end - _clock.monotonic()
+                if remaining <= 0:
+                    task_id = next(t for t in self._task_ids if t in self._open)
+                    last = self._hub.latest(task_id)
+                    self.close()
+                    raise PollTimeoutError(task_id, last, _clock.monotonic() - self._started)
+                await _clock.sleep(remaining, self._wakeup)
+            except asyncio.CancelledError:
+                self.close()  # a cancelled follower follows no more
+                raise
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop following; a watch nobody follows any more is cancelled."""
+        if self._closed:
+            return
+        self._closed = True
+        for task_id in self._task_ids:
+            self._hub._leave(task_id, self)  # noqa: SLF001
+
+    def __del__(self) -> None:
+        if not self._closed:
+            with contextlib.suppress(RuntimeError):  # the loop may be gone already
+                self.close()
+
+    # called by the watch
+    def _push(self, change: StateChange) -> None:
+        self._items.append(change)
+        self._wakeup.wake()
+
+    def _finish(self, task_id: str, error: BaseException | None) -> None:
+        self._open.discard(task_id)
+        if error is not None and not (self._merged and isinstance(error, TaskFailedError)):
+            self._error = self._error or error
+        self._wakeup.wake()
+
+
+class _Watch:
+    def __init__(self, hub: Hub, task_id: str, policy: PollPolicy, first: Task | None) -> None:
+        self.hub = hub
+        self.task_id = task_id
+        self.latest: StateChange | None = None
+        self.wakeup = _clock.Wakeup()
+        self.subscribers: weakref.WeakSet[Subscription] = weakref.WeakSet()
+        self.closing = False
+        forever = attrs.evolve(policy, timeout=None)  # each subscriber keeps its own deadline
+        self.runner = asyncio.get_running_loop().create_task(
+            self._run(forever, first), name=f"luma-watch-{task_id}"
+        )
+
+    async def _run(self, policy: PollPolicy, first: Task | None) -> None:
+        error: BaseException | None = None
+        try:
+            async for change in follow(
+                lambda: self.hub.fetch(self.task_id),
+                self.task_id,
+                policy,
+                wakeup=self.wakeup,
+                first=first,
+            ):
+                self.latest = change
+                for subscriber in list(self.subscribers):
+                    subscriber._push(change)  # noqa: SLF001
+        except asyncio.CancelledError:
+            if self.closing:
+                error = SessionClosedError(
+                    f"the LumaSession was closed while following task {self.task_id}"
+                )
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to every subscriber
+            error = exc
+        finally:
+            self.hub._ended(self)  # noqa: SLF001
+            for subscriber in list(self.subscribers):
+                subscriber._finish(self.task_id, error)  # noqa: SLF001
+
+    def add(self, subscriber: Subscription) -> None:
+        self.subscribers.add(subscriber)
+        if self.latest is not None:
+            subscriber._push(self.latest)  # noqa: SLF001
+
+    def remove(self, subscriber: Subscription) -> None:
+        self.subscribers.discard(subscriber)
+        if not self.subscribers and not self.runner.done():
+            self.runner.cancel()
+            self.hub._ended(self)  # noqa: SLF001
+
+
+class Listener:
+    """A subscription that feeds an ``asyncio.Queue`` or an async callback in the background.
+
+    ``await listener`` (or ``await listener.wait()``) gives the finished task, or raises what
+    following it raised; ``cancel()`` stops it.
+    """
+
+    def __init__(self, task: asyncio.Task[Task | None]) -> None:
+        self._task = task
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    @property
+    def done(self) -> bool:
+        return self._task.done()
+
+    async def wait(self) -> Task | None:
+        return await self._task
+
+    def __await__(self) -> Any:
+        return self._task.__await__()
+
+
+class Hub:
+    """All watches of one session, and the batched refresh they share."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        fetch_one: Callable[[str], Awaitable[Task]],
+        *,
+        batch: bool | None,
+        window: float,
+        max_batch: int = 50,
+    ) -> None:
+        self._transport = transport
+        self._fetch_one = fetch_one
+        self._watches: dict[str, _Watch] = {}
+        self._listeners: set[asyncio.Task[Task | None]] = set()
+        self.batch_supported = batch  # None: not known yet
+        self._window = window
+        self._max_batch = max_batch
+        self._waiting: dict[str, list[asyncio.Future[Task]]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self.batch_requests = 0
+
+    # -- following -------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        task_ids: Iterable[str],
+        policy: PollPolicy,
+        *,
+        merged: bool = False,
+        first: Task | None = None,
+    ) -> Subscription:
+        subscription = Subscription(self, task_ids, policy, merged=merged)
+        for task_id in subscription._task_ids:  # noqa: SLF001
+            watch = self._watches.get(task_id)
+            if watch is None:
+                seed = first if first is not None and first.id == task_id else None
+                watch = self._watches[task_id] = _Watch(self, task_id, policy, seed)
+            watch.add(subscription)
+        return subscription
+
+    def listen(
+        self,
+        subscription: Subscription,
+        deliver: Callable[[StateChange], Awaitable[None]],
+    ) -> Listener:
+        async def forward() -> Task | None:
+            last: Task | None = None
+            try:
+                async for change in subscription:
+                    last = change.task
+                    await deliver(change)
+            finally:
+                subscription.close()
+            return last
+
+        task = asyncio.get_running_loop().create_task(forward(), name="luma-listener")
+        self._listeners.add(task)
+        task.add_done_callback(self._listeners.discard)
+        return Listener(task)
+
+    def latest(self, task_id: str) -> Task | None:
+        watch = self._watches.get(task_id)
+        return None if watch is None or watch.latest is None else watch.latest.task
+
+    def notify(self, task_id: str) -> bool:
+        """A hint (a callback) that ``task_id`` changed: poll it now. True if it is watched."""
+        watch = self._watches.get(task_id)
+        if watch is None:
+            return False
+        watch.wakeup.wake()
+        return True
+
+    @property
+    def watched(self) -> list[str]:
+        return list(self._watches)
+
+    def _leave(self, task_id: str, subscription: Subscription) -> None:
+        watch = self._watches.get(task_id)
+        if watch is not None:
+            watch.remove(subscription)
+
+    def _ended(self, watch: _Watch) -> None:
+        if self._watches.get(watch.task_id) is watch:
+            del self._watches[watch.task_id]
+
+    async def aclose(self) -> None:
+        """Cancel every watch, listener and pending refresh; wait until they are gone."""
+        watches = list(self._watches.values())
+        for watch in watches:
+            watch.closing = True
+            watch.runner.cancel()
+        tasks: list[asyncio.Task[Any]] = [watch.runner for watch in watches]
+        for listener in list(self._listeners):
+            listener.cancel()
+            tasks.append(listener)
+        if self._flusher is not None:
+            self._flusher.cancel()
+            tasks.append(self._flusher)
+        for futures in self._waiting.values():
+            for future in futures:
+                future.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- refreshing ------------------------------------------------------------------------
+
+    async def fetch(self, task_id: str) -> Task:
+        """The task now: alone by GET, or folded into a batch refresh with other watches."""
+        if self.batch_supported is False or len(self._watches) < 2:
+            return await self._fetch_one(task_id)
+        future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(task_id, []).append(future)
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush(), name="luma-refresh"
+            )
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._forget(task_id, future)
+            raise
+
+    def _forget(self, task_id: str, future: asyncio.Future[Task]) -> None:
+        """A fetcher gave up: drop its place; with nobody left waiting, skip the refresh."""
+        futures = self._waiting.get(task_id)
+        if futures is not None and future in futures:
+            futures.remove(future)
+            if not futures:
+                del self._waiting[task_id]
+        if not self._waiting and self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+
+    async def _flush(self) -> None:
+        await _clock.sleep(self._window)
+        self._flusher = None
+        waiting, self._waiting = self._waiting, {}
+        ids = list(waiting)
+        chunks = [ids[i : i + self._max_batch] for i in range(0, len(ids), self._max_batch)]
+        try:
+            await asyncio.gather(*(self._refresh(chunk, waiting) for chunk in chunks))
+        except asyncio.CancelledError:
+            for futures in waiting.values():
+                for future in futures:
+                    future.cancel()
+            raise
+
+    async def _refresh(
+        self, ids: list[str], waiting: dict[str, list[asyncio.Future[Task]]]
+    ) -> None:
+        found: dict[str, Task] = {}
+        if self.batch_supported is not False:
+            try:
+                data = await self._transport.request(
+                    "POST", "/luma/tasks", body={"ids": ids}, what="batch refresh", retry=False
+                )
+                found = {task.id: task for task in tasks_from_json(data, what="batch refresh")}
+                self.batch_supported = True
+                self.batch_requests += 1
+            except APIError as exc:
+                if exc.status not in _NOT_OFFERED:
+                    return _settle(ids, waiting, error=exc)
+                log.info(
+                    "this deployment has no batch status query (%s); one GET per task", exc.status
+                )
+                self.batch_supported = False
+            except LumaError as exc:
+                return _settle(ids, waiting, error=exc)
+        missing = [task_id for task_id in ids if task_id not in found]
+        results = await asyncio.gather(
+            *(self._fetch_one(t) for t in missing), return_exceptions=True
+        )
+        for task_id, result in zip(missing, results, strict=True):
+            if isinstance(result, BaseException):
+                _settle([task_id], waiting, error=result)
+            else:
+                found[task_id] = result
+        for task_id, task in found.items():
+            for future in waiting.get(task_id, ()):
+                if not future.done():
+                    future.set_result(task)
+        return None
+
+
+def _settle(
+    ids: list[str], waiting: dict[str, list[asyncio.Future[Task]]], *, error: BaseException
+) -> None:
+    for task_id in ids:
+        for future in waiting.get(task_id, ()):
+            if not future.done():
+                future.set_exception(error)
