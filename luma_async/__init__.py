@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from importlib.metadata import version as _version
 
+from luma_async._batch import Batch
+from luma_async._callbacks import CallbackReceiver
+from luma_async._download import DownloadError, ProgressCallback
 from luma_async._errors import (
     APIError,
     AuthenticationError,
@@ -30,6 +33,7 @@ from luma_async._errors import (
     TaskFailedError,
     TransportError,
 )
+from luma_async._journal import Journal, JournalEntry
 from luma_async._models import (
     BatchResult,
     ExtendRequest,
@@ -43,6 +47,7 @@ from luma_async._models import (
 )
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
 from luma_async._session import DEFAULT_BASE_URL, LumaSession
+from luma_async._watch import Listener, SessionClosedError, Subscription
 
 __version__ = _version("luma-async")
 
@@ -51,24 +56,33 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "Batch",
     "BatchResult",
+    "CallbackReceiver",
     "DecodeError",
+    "DownloadError",
     "ExtendRequest",
     "GenerateRequest",
     "ImageInput",
     "InputError",
+    "Journal",
+    "JournalEntry",
+    "Listener",
     "LumaError",
     "LumaSession",
     "NotFoundError",
     "PermissionDeniedError",
     "PollPolicy",
     "PollTimeoutError",
+    "ProgressCallback",
     "RateLimitError",
     "RequestBudget",
     "RetryPolicy",
     "ServerError",
+    "SessionClosedError",
     "StateChange",
     "SubmissionUncertainError",
+    "Subscription",
     "Task",
     "TaskFailedError",
     "TaskState",

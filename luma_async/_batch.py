@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
-from luma_async._errors import InputError, LumaError
+from luma_async._errors import InputError, LumaError, SubmissionUncertainError, TaskFailedError
 from luma_async._models import BatchResult, ExtendRequest, Task
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from luma_async._journal import Journal, JournalEntry
 
 __all__ = ["Batch"]
 
 log = logging.getLogger("luma_async")
 
 Submit = Callable[[ExtendRequest], Awaitable[Task]]
-Follow = Callable[[Task], Awaitable[Task]]
+Follow = Callable[[str, "Task | None"], Awaitable[Task]]
 AfterFinish = Callable[[BatchResult], Awaitable[BatchResult]]
 
 
@@ -51,6 +53,8 @@ class Batch:
         concurrency: int,
         fail_fast: bool = False,
         after: AfterFinish | None = None,
+        journal: Journal | None = None,
+        own_journal: bool = False,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InputError(
@@ -64,12 +68,17 @@ class Batch:
         self._submit = submit
         self._follow = follow
         self._after = after
+        self.journal = journal
+        self._own_journal = own_journal
         self.concurrency = concurrency
         self.fail_fast = fail_fast
         #: task id -> request, for every request the service accepted.
         self.submitted: dict[str, ExtendRequest] = {}
         #: task ids that reached an end (finished or failed) while the batch watched.
         self.ended: set[str] = set()
+        #: requests whose submission was cut off by cancellation: they may or may not exist.
+        self.uncertain: list[ExtendRequest] = []
+        self._submitting: set[ExtendRequest] = set()
         self._running = 0
         self.peak_running = 0
         self._results = self._run()
@@ -99,7 +108,7 @@ class Batch:
     ) -> None:
         await self.aclose()
 
-    async def _requests_iter(self) -> AsyncIterator[ExtendRequest]:
+    async def _requests_iter(self) -> AsyncGenerator[ExtendRequest, None]:
         if isinstance(self._requests, AsyncIterable):
             async for request in self._requests:
                 yield request
@@ -107,56 +116,117 @@ class Batch:
             for request in self._requests:
                 yield request
 
-    async def _one(self, request: ExtendRequest) -> BatchResult:
+    async def _one(self, request: object, key: str | None) -> BatchResult:
         if not isinstance(request, ExtendRequest):
             return BatchResult(
-                request,
+                request,  # type: ignore[arg-type]  # reported back as given
                 error=InputError(
                     f"a batch takes ExtendRequest items, not {type(request).__name__}"
                 ),
             )
+        journal = self.journal if key is not None else None
+        entry = None if journal is None or key is None else journal.get(key)
+        if entry is not None:
+            recorded = self._recorded(request, entry)
+            if recorded is not None:
+                return recorded
+        first: Task | None = None
+        task_id = entry.task_id if entry is not None and entry.state == "submitted" else None
+        if task_id is None:
+            if journal is not None and key is not None:
+                journal.submitting(key, request)  # on disk before the POST leaves
+            self._submitting.add(request)
+            try:
+                first = await self._submit(request)
+            except SubmissionUncertainError as exc:
+                if journal is not None and key is not None:
+                    journal.mark_uncertain(key, str(exc))
+                return BatchResult(request, error=exc)
+            except LumaError as exc:
+                if journal is not None and key is not None:
+                    journal.rejected(key, str(exc))
+                return BatchResult(request, error=exc)
+            except asyncio.CancelledError:
+                # Stopped mid-POST: the service may have created the task; say so, never guess.
+                self.uncertain.append(request)
+                raise
+            finally:
+                self._submitting.discard(request)
+            task_id = first.id
+            if journal is not None and key is not None:
+                journal.submitted(key, first)
+        self.submitted[task_id] = request
         try:
-            task = await self._submit(request)
+            done = await self._follow(task_id, first)
+        except TaskFailedError as exc:
+            self.ended.add(task_id)
+            if journal is not None and key is not None:
+                journal.failed(key, exc.task)
+            return BatchResult(request, error=exc, task_id=task_id)
         except LumaError as exc:
-            return BatchResult(request, error=exc)
-        self.submitted[task.id] = request
-        try:
-            done = await self._follow(task)
-        except LumaError as exc:
-            if getattr(exc, "task", None) is not None and exc.task.is_failed:  # type: ignore[attr-defined]
-                self.ended.add(task.id)
-            return BatchResult(request, error=exc, task_id=task.id)
-        self.ended.add(task.id)
-        result = BatchResult(request, task=done, task_id=task.id)
+            return BatchResult(request, error=exc, task_id=task_id)
+        self.ended.add(task_id)
+        if journal is not None and key is not None:
+            journal.finished(key, done)
+        result = BatchResult(request, task=done, task_id=task_id)
         if self._after is not None:
             try:
                 result = await self._after(result)
             except LumaError as exc:
-                return BatchResult(request, task=done, task_id=task.id, error=exc)
+                return BatchResult(request, task=done, task_id=task_id, error=exc)
         return result
 
-    async def _run(self) -> AsyncIterator[BatchResult]:
+    def _recorded(self, request: ExtendRequest, entry: JournalEntry) -> BatchResult | None:
+        """The result a journal already holds, or None when the request must (re)run."""
+        if entry.state == "finished" and entry.task is not None:
+            self.submitted[entry.task.id] = request
+            self.ended.add(entry.task.id)
+            return BatchResult(request, task=entry.task, task_id=entry.task.id)
+        if entry.state == "failed" and entry.task is not None:
+            self.submitted[entry.task.id] = request
+            self.ended.add(entry.task.id)
+            return BatchResult(request, error=TaskFailedError(entry.task), task_id=entry.task.id)
+        if entry.state in ("submitting", "uncertain"):
+            assert self.journal is not None
+            why = entry.error or "the process stopped while this request was being submitted"
+            self.journal.mark_uncertain(entry.key, why)
+            error = SubmissionUncertainError(
+                f"extend {request.task_id}: {why}. It may have created a task, so it is not "
+                f"sent again; check your tasks, then Journal.resolve({entry.key!r}, task_id=...)",
+                method="POST",
+                path=f"/luma/generations/{request.task_id}/extend",
+                request=request,
+            )
+            return BatchResult(request, error=error)
+        return None  # submitted (follow it again) or rejected (send it again)
+
+    async def _run(self) -> AsyncGenerator[BatchResult, None]:
         results: asyncio.Queue[BatchResult | _Crash | None] = asyncio.Queue()
+        if self.journal is not None:
+            self.journal.start_batch()
         source = self._requests_iter()
         lock = asyncio.Lock()
         stopping = False
 
-        async def next_request() -> ExtendRequest | None:
+        async def next_request() -> tuple[ExtendRequest, str | None] | None:
             async with lock:  # one reader of the (possibly async) source at a time
                 if stopping:
                     return None
                 try:
-                    return await source.__anext__()
+                    request = await source.__anext__()
                 except StopAsyncIteration:
                     return None
+                journal = self.journal
+                usable = journal is not None and isinstance(request, ExtendRequest)
+                return request, journal.key_for(request) if usable else None  # type: ignore[union-attr]
 
         async def worker() -> None:
             try:
-                while (request := await next_request()) is not None:
+                while (item := await next_request()) is not None:
                     self._running += 1
                     self.peak_running = max(self.peak_running, self._running)
                     try:
-                        result = await self._one(request)
+                        result = await self._one(*item)
                     finally:
                         self._running -= 1
                     results.put_nowait(result)
@@ -188,6 +258,14 @@ class Batch:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             await source.aclose()
+            if self._own_journal and self.journal is not None:
+                self.journal.close()
+            if self.uncertain:
+                log.warning(
+                    "batch stopped while submitting %d request(s); they may have created tasks: %s",
+                    len(self.uncertain),
+                    "; ".join(repr(r) for r in self.uncertain),
+                )
             if self.in_flight:
                 log.warning(
                     "batch stopped with %d submitted task(s) not seen to finish: %s",

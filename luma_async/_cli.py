@@ -12,11 +12,6 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
 
-try:
-    import click
-except ImportError:  # pragma: no cover - exercised only without the extra
-    click = None  # type: ignore[assignment]
-
 from luma_async import _clock
 from luma_async._convert import converter
 from luma_async._errors import (
@@ -160,13 +155,16 @@ async def demo(out: TextIO | None = None, *, time_scale: float = 0.1) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``luma-async`` console script."""
-    if click is None:  # pragma: no cover - exercised only without the extra
+    try:
+        import click  # noqa: PLC0415
+
+        from luma_async._cli_commands import cli  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - exercised only without the extra
         print(
             "the luma-async command needs the 'cli' extra: pip install 'luma-async[cli]'",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    from luma_async._cli_commands import cli  # noqa: PLC0415
 
     try:
         result = cli.main(args=argv, prog_name="luma-async", standalone_mode=False)

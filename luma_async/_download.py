@@ -159,8 +159,10 @@ async def download(
             isinstance(value, bool) or not isinstance(value, int) or value < lowest
         ):
             raise InputError(f"{name} must be a whole number of at least {lowest}, not {value!r}")
-    if isinstance(read_timeout, bool) or not isinstance(read_timeout, (int, float)) or not (
-        0 < read_timeout < 86_400
+    if (
+        isinstance(read_timeout, bool)
+        or not isinstance(read_timeout, (int, float))
+        or not (0 < read_timeout < 86_400)
     ):
         raise InputError(f"read_timeout must be a positive number of seconds, not {read_timeout!r}")
     if progress is not None and not callable(progress):
@@ -442,7 +444,8 @@ def _check_url(url: object) -> None:
     except (ValueError, TypeError) as exc:
         raise InputError(f"not a URL: {url[:80]!r} ({exc})") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InputError(f"a video URL must be an http(s) link, not {_display(parsed)!r}")
+        kind = f"{parsed.scheme}: link" if parsed.scheme else "relative link"
+        raise InputError(f"a video URL must be an http(s) link with a host, not a {kind}")
 
 
 def _display(url: str | URL) -> str:
@@ -456,11 +459,7 @@ def _target(dest: Path | str, url: str, filename: str | None) -> Path:
     path = Path(dest)
     if path.is_dir():
         name = URL(url).name if filename is None else filename
-        if (
-            not isinstance(name, str)
-            or name in ("", ".", "..")
-            or any(c in name for c in "/\\\0")
-        ):
+        if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0"):
             raise InputError(
                 f"cannot name a file after {_display(url)!r}; pass a file path as dest"
             )

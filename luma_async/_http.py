@@ -144,7 +144,8 @@ class Transport:
                 ) from exc
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 raise TransportError(
-                    f"{method} {path}: the connection failed after the request was sent: {_why(exc)}",
+                    f"{method} {path}: the connection failed after the request was sent: "
+                    f"{_why(exc)}",
                     method=method,
                     path=path,
                     sent=True,

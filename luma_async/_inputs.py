@@ -156,7 +156,8 @@ def image_value(value: object, name: str, *, max_bytes: int = MAX_IMAGE_BYTES) -
             size = value.stat().st_size
             if size > max_bytes:
                 raise InputError(
-                    f"{name} file {value} has {size} bytes; the limit is {max_bytes}: shrink the image"
+                    f"{name} file {value} has {size} bytes; the limit is {max_bytes}: "
+                    "shrink the image"
                 )
             data = value.read_bytes()
         except OSError as exc:

@@ -7,16 +7,22 @@ import os
 import platform
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from importlib.metadata import version
+from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import aiohttp
+import attrs
 
-from luma_async import _inputs
+from luma_async import _download, _inputs
 from luma_async._batch import Batch
 from luma_async._budget import Budget
+from luma_async._callbacks import CallbackReceiver
 from luma_async._convert import task_from_json, uploaded_from_json, url_from_json
+from luma_async._download import ProgressCallback, video_url_of
 from luma_async._errors import InputError
 from luma_async._http import Transport
+from luma_async._journal import Journal
 from luma_async._models import (
     BatchResult,
     ExtendRequest,
@@ -25,11 +31,14 @@ from luma_async._models import (
     StateChange,
     Task,
     UploadedFile,
+    Video,
 )
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
-from luma_async._watch import Hub, Listener
+from luma_async._watch import Hub, Listener, Subscription
 
 __all__ = ["DEFAULT_BASE_URL", "LumaSession"]
+
+_R = TypeVar("_R", GenerateRequest, ExtendRequest)
 
 DEFAULT_BASE_URL = "https://api.gpt.ge"
 
@@ -115,6 +124,7 @@ class LumaSession:
             client=self._client,
         )
         self._hub = Hub(self._transport, self._fetch_once, batch=batch_refresh, window=batch_window)
+        self._callbacks: CallbackReceiver | None = None
 
     def __repr__(self) -> str:
         owner = "own" if self._owns_session else "borrowed"
@@ -145,6 +155,9 @@ class LumaSession:
         if self._closed:
             return
         self._closed = True
+        receiver, self._callbacks = self._callbacks, None
+        if receiver is not None:  # first: no callback may wake a poller being cancelled
+            await receiver.close()
         await self._hub.aclose()
         session, self._session = self._session, None
         if self._owns_session and session is not None:
@@ -193,7 +206,7 @@ class LumaSession:
             resolution=resolution,
             duration=duration,
         )
-        body = _inputs.generate_body(request, max_image_bytes=self.max_image_bytes)
+        body = _inputs.generate_body(self._with_hook(request), max_image_bytes=self.max_image_bytes)
         data = await self._transport.request(
             "POST", "/luma/generations", body=body, what="generate", paid=True, request=request
         )
@@ -229,7 +242,7 @@ class LumaSession:
         """:meth:`extend` for a prepared :class:`ExtendRequest`."""
         if not isinstance(request, ExtendRequest):
             raise InputError(f"expected an ExtendRequest, not {type(request).__name__}")
-        body = _inputs.extend_body(request, max_image_bytes=self.max_image_bytes)
+        body = _inputs.extend_body(self._with_hook(request), max_image_bytes=self.max_image_bytes)
         what = f"extend {request.task_id}"
         data = await self._transport.request(
             "POST",
@@ -264,6 +277,32 @@ class LumaSession:
         )
         return url_from_json(data, what=what)
 
+    async def download(
+        self,
+        task_or_video: Task | Video | str,
+        dest: Path | str,
+        *,
+        watermark: bool = True,
+        progress: ProgressCallback | None = None,
+    ) -> Path:
+        """Stream a finished video to ``dest``: a file, or a directory (``<task id>.mp4``).
+
+        ``watermark=False`` (for a :class:`Task`) asks for the link without watermark first.
+        The video host never gets the API key, not even across redirects; a broken transfer
+        resumes with a Range request under ``self.retry``; the file appears at ``dest`` only
+        when complete and of the announced length.
+        """
+        url = video_url_of(task_or_video)  # a task must be finished, before any request
+        if not watermark:
+            if not isinstance(task_or_video, Task):
+                raise InputError("watermark=False needs the Task: that link is asked by task id")
+            url = await self.download_video_url(task_or_video.id)
+        name = f"{task_or_video.id}.mp4" if isinstance(task_or_video, Task) else None
+        client = await self._client()
+        return await _download.download(
+            client, url, dest, progress=progress, retry=self.retry, filename=name
+        )
+
     async def upload(self, image: ImageInput) -> UploadedFile:
         """Upload an image (URL, ``Path`` or ``bytes``); use ``.public_url`` in later requests."""
         value = _inputs.image_value(image, "image", max_bytes=self.max_image_bytes)
@@ -281,7 +320,7 @@ class LumaSession:
 
     def poll(
         self, task_id: str, *, policy: PollPolicy | None = None, first: Task | None = None
-    ) -> AsyncIterator[StateChange]:
+    ) -> Subscription:
         """Follow a task: one :class:`StateChange` per change of state, until the video exists.
 
         Raises :class:`TaskFailedError` after yielding the ``failed`` state, and
@@ -303,13 +342,13 @@ class LumaSession:
             async for change in subscription:
                 last = change.task
         finally:
-            await subscription.aclose()  # type: ignore[attr-defined]
+            await subscription.aclose()
         assert last is not None  # a subscription ends only after a change with a video
         return last
 
     def watch_many(
         self, task_ids: Iterable[str], *, policy: PollPolicy | None = None
-    ) -> AsyncIterator[StateChange]:
+    ) -> Subscription:
         """The changes of many tasks merged into one stream, in the order they happen.
 
         Failed tasks are reported by their ``failed`` change and the stream goes on; it ends
@@ -341,11 +380,40 @@ class LumaSession:
         subscription = self.poll(task_id, policy=policy)
         deliver = queue.put if queue is not None else callback
         assert deliver is not None
-        return self._hub.listen(subscription, deliver)  # type: ignore[arg-type]
+        return self._hub.listen(subscription, deliver)
 
     def notify(self, task_id: str) -> bool:
         """Tell the poller of ``task_id`` to look now (a callback arrived). True if watched."""
         return self._hub.notify(task_id)
+
+    async def start_callbacks(
+        self, *, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None
+    ) -> CallbackReceiver:
+        """Listen for ``notify_hook`` deliveries, so followed tasks are polled as they change.
+
+        While the returned :class:`CallbackReceiver` runs, :meth:`generate`, :meth:`extend`
+        and :meth:`submit_extend` send its ``hook_url`` as ``notify_hook`` unless given one.
+        Callbacks only make polls happen sooner; states still come from GETs.  The receiver
+        is closed with the session (or earlier by ``await receiver.close()``).
+        """
+        self._check_open()
+        if self._callbacks is not None and self._callbacks.running:
+            raise RuntimeError(f"callbacks are already being received: {self._callbacks!r}")
+        receiver = CallbackReceiver(self, host=host, port=port, public_url=public_url)
+        await receiver.start()
+        self._callbacks = receiver
+        return receiver
+
+    def _with_hook(self, request: _R) -> _R:
+        """``request`` with the receiver's hook as ``notify_hook`` when it has none.
+
+        Only the body sent carries it: errors keep the caller's request, so the hook's secret
+        never shows in an exception.
+        """
+        receiver = self._callbacks
+        if request.notify_hook is not None or receiver is None or not receiver.running:
+            return request
+        return attrs.evolve(request, notify_hook=receiver.hook_url)
 
     def extend_many(
         self,
@@ -354,18 +422,40 @@ class LumaSession:
         concurrency: int = 8,
         fail_fast: bool = False,
         policy: PollPolicy | None = None,
+        journal: Journal | str | Path | None = None,
+        download_to: Path | str | None = None,
+        watermark: bool = True,
     ) -> Batch:
-        """Submit every :class:`ExtendRequest`, follow each to its end, yield results as they finish.
+        """Submit every :class:`ExtendRequest`, follow each to its end, yield results as they end.
 
         At most ``concurrency`` are in flight at once.  A failed item is reported in its
         :class:`BatchResult`; ``fail_fast=True`` stops the batch after the first failure
         (raising it).  :attr:`Batch.in_flight` lists what was submitted and not seen to end.
+        With ``journal`` (a path or :class:`Journal`), every step is recorded in sqlite first,
+        and a batch restarted after a crash resumes without submitting anything twice.
+        With ``download_to`` (a directory), each finished video is downloaded before its
+        result is yielded (``result.path``); a failed download is the result's ``error``.
         """
         self._check_open()
         chosen = self._policy(policy)
 
-        async def follow(task: Task) -> Task:
-            return await self.wait(task.id, policy=chosen, first=task)
+        async def follow(task_id: str, first: Task | None) -> Task:
+            return await self.wait(task_id, policy=chosen, first=first)
+
+        after = None
+        if download_to is not None:
+            folder = Path(download_to)
+            if not folder.is_dir():
+                raise InputError(f"download_to {folder} is not an existing directory")
+
+            async def after(result: BatchResult) -> BatchResult:
+                assert result.task is not None
+                path = await self.download(result.task, folder, watermark=watermark)
+                return attrs.evolve(result, path=path)
+
+        own_journal = journal is not None and not isinstance(journal, Journal)
+        if journal is not None and not isinstance(journal, Journal):
+            journal = Journal(journal)
 
         return Batch(
             requests,
@@ -373,6 +463,9 @@ class LumaSession:
             follow=follow,
             concurrency=concurrency,
             fail_fast=fail_fast,
+            journal=journal,
+            own_journal=own_journal,
+            after=after,
         )
 
     async def extend_chain(

@@ -38,6 +38,8 @@ log = logging.getLogger("luma_async")
 
 _NOT_OFFERED = frozenset({404, 405, 501})
 
+_Waiting = dict[str, list["asyncio.Future[Task]"]]
+
 
 class SessionClosedError(LumaError, RuntimeError):
     """The session was closed while a task was being followed."""
@@ -46,10 +48,10 @@ class SessionClosedError(LumaError, RuntimeError):
 class Subscription:
     """An async iterator over the changes of one task (or, merged, of several).
 
-    Cancelling a pending ``__anext__`` ends the subscription.  Single-task subscriptions end after the change that brings the video, raise
-    :class:`TaskFailedError` after yielding ``failed``, and raise :class:`PollTimeoutError`
-    at their own deadline.  Merged ones (``watch_many``) yield failures and go on, and end
-    when every task has ended.
+    Cancelling a pending ``__anext__`` ends the subscription. Single-task subscriptions end
+    after the change that brings the video, raise :class:`TaskFailedError` after yielding
+    ``failed``, and raise :class:`PollTimeoutError` at their own deadline. Merged ones
+    (``watch_many``) yield failures and go on, and end when every task has ended.
     """
 
     def __init__(
@@ -217,8 +219,10 @@ class Hub:
         self.batch_supported = batch  # None: not known yet
         self._window = window
         self._max_batch = max_batch
-        self._waiting: dict[str, list[asyncio.Future[Task]]] = {}
-        self._flusher: asyncio.Task[None] | None = None
+        # One refresh collects fetches for ``window`` seconds, then sends them together.
+        # ``_collecting`` is the one still collecting; ``_refreshes`` all that are running.
+        self._collecting: _Waiting | None = None
+        self._refreshes: dict[asyncio.Task[None], _Waiting] = {}
         self.batch_requests = 0
 
     # -- following -------------------------------------------------------------------------
@@ -295,12 +299,9 @@ class Hub:
         for listener in list(self._listeners):
             listener.cancel()
             tasks.append(listener)
-        if self._flusher is not None:
-            self._flusher.cancel()
-            tasks.append(self._flusher)
-        for futures in self._waiting.values():
-            for future in futures:
-                future.cancel()
+        for refresh in list(self._refreshes):
+            refresh.cancel()
+            tasks.append(refresh)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -310,12 +311,13 @@ class Hub:
         """The task now: alone by GET, or folded into a batch refresh with other watches."""
         if self.batch_supported is False or len(self._watches) < 2:
             return await self._fetch_one(task_id)
-        future: asyncio.Future[Task] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(task_id, []).append(future)
-        if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._flush(), name="luma-refresh"
-            )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Task] = loop.create_future()
+        if self._collecting is None:
+            self._collecting = {}
+            refresh = loop.create_task(self._flush(self._collecting), name="luma-refresh")
+            self._refreshes[refresh] = self._collecting
+        self._collecting.setdefault(task_id, []).append(future)
         try:
             return await future
         except asyncio.CancelledError:
@@ -323,33 +325,38 @@ class Hub:
             raise
 
     def _forget(self, task_id: str, future: asyncio.Future[Task]) -> None:
-        """A fetcher gave up: drop its place; with nobody left waiting, skip the refresh."""
-        futures = self._waiting.get(task_id)
-        if futures is not None and future in futures:
+        """A fetcher gave up: a refresh that nobody waits for any more is cancelled."""
+        for refresh, waiting in list(self._refreshes.items()):
+            futures = waiting.get(task_id, [])
+            if future not in futures:
+                continue
             futures.remove(future)
-            if not futures:
-                del self._waiting[task_id]
-        if not self._waiting and self._flusher is not None:
-            self._flusher.cancel()
-            self._flusher = None
+            if all(f.done() for fs in waiting.values() for f in fs):
+                refresh.cancel()
+                if self._collecting is waiting:
+                    self._collecting = None
 
-    async def _flush(self) -> None:
-        await _clock.sleep(self._window)
-        self._flusher = None
-        waiting, self._waiting = self._waiting, {}
-        ids = list(waiting)
-        chunks = [ids[i : i + self._max_batch] for i in range(0, len(ids), self._max_batch)]
+    async def _flush(self, waiting: _Waiting) -> None:
+        refresh = asyncio.current_task()
         try:
+            await _clock.sleep(self._window)
+            if self._collecting is waiting:
+                self._collecting = None
+            ids = list(waiting)
+            chunks = [ids[i : i + self._max_batch] for i in range(0, len(ids), self._max_batch)]
             await asyncio.gather(*(self._refresh(chunk, waiting) for chunk in chunks))
         except asyncio.CancelledError:
+            if self._collecting is waiting:
+                self._collecting = None
             for futures in waiting.values():
                 for future in futures:
                     future.cancel()
             raise
+        finally:
+            if refresh is not None:
+                self._refreshes.pop(refresh, None)
 
-    async def _refresh(
-        self, ids: list[str], waiting: dict[str, list[asyncio.Future[Task]]]
-    ) -> None:
+    async def _refresh(self, ids: list[str], waiting: _Waiting) -> None:
         found: dict[str, Task] = {}
         if self.batch_supported is not False:
             try:

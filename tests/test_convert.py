@@ -89,6 +89,31 @@ def test_later_shape_with_request_and_artifact() -> None:
     assert got.extra["artifact"]["created_at"] == "0001-01-01T00:00:00Z"  # kept as sent
 
 
+@pytest.mark.parametrize("top", [None, {}, {"url": None}, {"url": ""}, [1], ""])
+def test_artifact_video_is_used_when_the_top_level_one_has_no_link(top: Any) -> None:
+    got = task_from_json(
+        task(state="completed", video=top, artifact={"video": {"url": "https://cdn/a.mp4"}})
+    )
+    assert got.video == Video(url="https://cdn/a.mp4")
+    assert got.is_finished
+
+
+def test_top_level_video_wins_over_artifact() -> None:
+    got = task_from_json(
+        task(
+            state="completed",
+            video={"url": "https://cdn/top.mp4"},
+            artifact={"video": {"url": "https://cdn/a.mp4"}},
+        )
+    )
+    assert got.video == Video(url="https://cdn/top.mp4")
+
+
+def test_go_zero_time_survives_a_round_trip() -> None:
+    got = task_from_json(task(created_at="0001-01-01T00:00:00Z"))
+    assert task_from_json(task_to_json(got)) == got
+
+
 def test_extra_is_read_only() -> None:
     got = task_from_json(load("task_completed_artifact.json"))
     with pytest.raises(TypeError):

@@ -95,7 +95,9 @@ async def test_requests_carry_key_and_user_agent(luma: LumaSession, emulator: Lu
     await luma.generate("a fox")
     headers = emulator.requests[-1].headers
     assert headers["Authorization"] == f"Bearer {emulator.api_key}"
-    assert re.match(rf"luma-async/{re.escape(luma_async.__version__)} aiohttp/", headers["User-Agent"])
+    assert re.match(
+        rf"luma-async/{re.escape(luma_async.__version__)} aiohttp/", headers["User-Agent"]
+    )
 
 
 @pytest.mark.asyncio
@@ -110,7 +112,9 @@ async def test_wait_returns_the_finished_task(luma: LumaSession) -> None:
 @pytest.mark.asyncio
 async def test_estimate_keeps_polls_few(luma: LumaSession, emulator: LumaEmulator) -> None:
     task = await luma.generate("a fox")
-    await luma.wait(task.id, policy=PollPolicy(interval=0.5, max_interval=30, jitter=0, timeout=None))
+    await luma.wait(
+        task.id, policy=PollPolicy(interval=0.5, max_interval=30, jitter=0, timeout=None)
+    )
     # The emulator's estimate says "10 s left": the poller sleeps that long instead of
     # polling every half second.
     assert emulator.gets_for(task.id) <= 4
@@ -188,7 +192,9 @@ async def test_timeout_names_the_last_state(luma: LumaSession, emulator: LumaEmu
 
 
 @pytest.mark.asyncio
-async def test_unknown_state_is_kept_and_polling_goes_on(luma: LumaSession, emulator: LumaEmulator) -> None:
+async def test_unknown_state_is_kept_and_polling_goes_on(
+    luma: LumaSession, emulator: LumaEmulator
+) -> None:
     task = await luma.generate("a fox")
     weird = {**emulator.task_json(task.id), "state": "queued_for_review"}
     emulator.inject("get", status=200, body=weird)
@@ -201,7 +207,9 @@ async def test_unknown_state_is_kept_and_polling_goes_on(luma: LumaSession, emul
 
 
 @pytest.mark.asyncio
-async def test_poll_rides_through_transient_errors(luma: LumaSession, emulator: LumaEmulator) -> None:
+async def test_poll_rides_through_transient_errors(
+    luma: LumaSession, emulator: LumaEmulator
+) -> None:
     task = await luma.generate("a fox")
     emulator.inject("get", count=2, status=503)
     emulator.inject("get", status=502, html=True)
@@ -212,7 +220,9 @@ async def test_poll_rides_through_transient_errors(luma: LumaSession, emulator: 
 
 
 @pytest.mark.asyncio
-async def test_poll_honours_retry_after(luma: LumaSession, emulator: LumaEmulator, vclock: VirtualClock) -> None:
+async def test_poll_honours_retry_after(
+    luma: LumaSession, emulator: LumaEmulator, vclock: VirtualClock
+) -> None:
     task = await luma.generate("a fox")
     emulator.inject("get", status=429, retry_after=60)
     started = vclock.monotonic()
@@ -223,7 +233,9 @@ async def test_poll_honours_retry_after(luma: LumaSession, emulator: LumaEmulato
 
 
 @pytest.mark.asyncio
-async def test_poll_raises_what_retrying_cannot_fix(luma: LumaSession, emulator: LumaEmulator) -> None:
+async def test_poll_raises_what_retrying_cannot_fix(
+    luma: LumaSession, emulator: LumaEmulator
+) -> None:
     task = await luma.generate("a fox")
     emulator.inject("get", status=401)
     with pytest.raises(AuthenticationError):
@@ -252,7 +264,9 @@ async def test_get_gives_up_after_the_attempts(emulator: LumaEmulator) -> None:
 
 
 @pytest.mark.asyncio
-async def test_get_gives_up_at_the_retry_deadline(emulator: LumaEmulator, vclock: VirtualClock) -> None:
+async def test_get_gives_up_at_the_retry_deadline(
+    emulator: LumaEmulator, vclock: VirtualClock
+) -> None:
     retry = RetryPolicy(attempts=100, initial=1.0, max_wait=10.0, timeout=30.0)
     async with LumaSession(emulator.api_key, base_url=emulator.base_url, retry=retry) as luma:
         task = await luma.generate("a fox")
@@ -265,7 +279,9 @@ async def test_get_gives_up_at_the_retry_deadline(emulator: LumaEmulator, vclock
 
 
 @pytest.mark.asyncio
-async def test_get_retries_429_after_its_retry_after(luma: LumaSession, emulator: LumaEmulator) -> None:
+async def test_get_retries_429_after_its_retry_after(
+    luma: LumaSession, emulator: LumaEmulator
+) -> None:
     task = await luma.generate("a fox")
     emulator.inject("get", status=429, retry_after=12)
     await luma.get(task.id)
@@ -273,7 +289,9 @@ async def test_get_retries_429_after_its_retry_after(luma: LumaSession, emulator
     assert arrivals[1] - arrivals[0] >= 12
 
 
-@pytest.mark.parametrize(("status", "error"), [(400, BadRequestError), (401, AuthenticationError), (404, NotFoundError)])
+@pytest.mark.parametrize(
+    ("status", "error"), [(400, BadRequestError), (401, AuthenticationError), (404, NotFoundError)]
+)
 @pytest.mark.asyncio
 async def test_client_errors_are_not_retried(
     luma: LumaSession, emulator: LumaEmulator, status: int, error: type[APIError]
@@ -317,7 +335,9 @@ async def test_redirects_are_not_followed(luma: LumaSession, emulator: LumaEmula
 
 
 @pytest.mark.asyncio
-async def test_garbage_success_answer_is_a_decode_error(luma: LumaSession, emulator: LumaEmulator) -> None:
+async def test_garbage_success_answer_is_a_decode_error(
+    luma: LumaSession, emulator: LumaEmulator
+) -> None:
     task = await luma.generate("a fox")
     emulator.inject("get", body="{truncated")
     with pytest.raises(DecodeError):
@@ -349,7 +369,9 @@ async def test_post_that_may_have_landed_is_not_resent(
 
 
 @pytest.mark.asyncio
-async def test_post_refused_with_429_is_sent_again(luma: LumaSession, emulator: LumaEmulator) -> None:
+async def test_post_refused_with_429_is_sent_again(
+    luma: LumaSession, emulator: LumaEmulator
+) -> None:
     emulator.inject("generate", count=2, status=429, retry_after=3)
     task = await luma.generate("a fox")
     assert emulator.count("generate") == 3
@@ -368,7 +390,9 @@ async def test_post_429_until_attempts_run_out_is_a_rate_limit(emulator: LumaEmu
 
 
 @pytest.mark.asyncio
-async def test_post_to_a_closed_port_is_retried_then_a_transport_error(vclock: VirtualClock) -> None:
+async def test_post_to_a_closed_port_is_retried_then_a_transport_error(
+    vclock: VirtualClock,
+) -> None:
     retry = RetryPolicy(attempts=3, initial=0.1)
     async with LumaSession("key", base_url=f"http://127.0.0.1:{free_port()}", retry=retry) as luma:
         with pytest.raises(TransportError) as caught:
@@ -416,7 +440,9 @@ async def test_extending_an_unfinished_task_is_refused(luma: LumaSession) -> Non
     ],
 )
 @pytest.mark.asyncio
-async def test_bad_input_is_refused_before_any_request(luma: LumaSession, emulator: LumaEmulator, call) -> None:  # noqa: ANN001
+async def test_bad_input_is_refused_before_any_request(
+    luma: LumaSession, emulator: LumaEmulator, call
+) -> None:
     with pytest.raises(InputError):
         await call(luma)
     assert emulator.requests == []
@@ -553,7 +579,9 @@ async def test_breaking_out_of_poll_leaves_nothing_running(luma: LumaSession) ->
 
 
 @pytest.mark.asyncio
-async def test_cancelling_wait_leaves_nothing_running(luma: LumaSession, emulator: LumaEmulator) -> None:
+async def test_cancelling_wait_leaves_nothing_running(
+    luma: LumaSession, emulator: LumaEmulator
+) -> None:
     task = await luma.generate("a fox")
     emulator.set_durations(task.id, pending=10_000)
     before = asyncio.all_tasks()

@@ -1,0 +1,812 @@
+"""Downloads against the emulator's video host and a scripted one, on loopback, virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import warnings
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from multidict import CIMultiDict
+
+from luma_async import (
+    APIError,
+    InputError,
+    LumaError,
+    LumaSession,
+    NotFoundError,
+    PollPolicy,
+    RetryPolicy,
+    ServerError,
+    Task,
+    TaskState,
+    TransportError,
+    Video,
+)
+from luma_async._download import DownloadError, download, video_url_of
+from luma_async.testing import LumaEmulator, VirtualClock
+
+FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.0, timeout=300.0)
+RETRY = RetryPolicy(attempts=4, initial=0.5, max_wait=5.0, timeout=60.0, jitter=0.0)
+DATA = bytes(range(256)) * 400  # 102_400 bytes: several chunks
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest_asyncio.fixture
+async def luma(emulator: LumaEmulator) -> AsyncIterator[LumaSession]:
+    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=FAST) as session:
+        yield session
+
+
+async def finished(luma: LumaSession) -> Task:
+    task = await luma.generate("a fox in snow")
+    return await luma.wait(task.id)
+
+
+# -- a scripted video host: each request follows the next mode of its plan ------------------
+
+
+class ScriptedHost:
+    """Serves ``data`` at ``/video.bin``; ``plan`` says how each request misbehaves.
+
+    Modes: ``honest`` (honours ``Range``), ``cut`` (announces the full answer, sends half of
+    it, closes), ``ignore_range`` (always 200), ``stall`` (sends half, then waits),
+    ``lie_length`` (announces 1000 bytes more than it sends), ``chunked`` (no length),
+    ``chunked_half`` (no length, ends cleanly after half), ``chunked_drop_at_end`` (every
+    byte, then closes before the final chunk), ``bad_range`` (a 206 from byte 0),
+    ``other_total`` (a 206 announcing another size), ``garbage_range`` (a 206 without a
+    readable ``Content-Range``), ``redirect_rel``, ``redirect_loop``,
+    ``redirect_ftp``.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.plan: list[str] = []
+        self.requests: list[CIMultiDict[str]] = []
+        self.release = asyncio.Event()
+        self.etag: str | None = '"v1"'
+        self.last_modified: str | None = None
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/{name}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/video.bin"
+
+    async def close(self) -> None:
+        self.release.set()
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(CIMultiDict(request.headers))
+        mode = self.plan.pop(0) if self.plan else "honest"
+        if mode.startswith("redirect_"):
+            location = {
+                "redirect_rel": "/video.bin",
+                "redirect_loop": "/loop",
+                "redirect_ftp": "ftp://127.0.0.1/video.bin",
+            }[mode]
+            if mode == "redirect_loop":
+                self.plan.insert(0, mode)
+            raise web.HTTPFound(location)
+        size = len(self.data)
+        start = 0
+        spec = request.headers.get("Range", "")
+        ignores_range = mode in ("ignore_range", "ignore_range_cut", "bad_range")
+        if spec.startswith("bytes=") and not ignores_range:
+            start = int(spec[len("bytes=") : -1])
+            if start >= size:
+                return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+        response = self._head(mode, start)
+        await response.prepare(request)
+        await self._body(request, response, mode, self.data[start:])
+        return response
+
+    def _head(self, mode: str, start: int) -> web.StreamResponse:
+        size = len(self.data)
+        response = web.StreamResponse(status=206 if start or mode == "bad_range" else 200)
+        if self.etag is not None:
+            response.headers["ETag"] = self.etag
+        if self.last_modified is not None:
+            response.headers["Last-Modified"] = self.last_modified
+        if response.status == 206:
+            total = size + 1 if mode == "other_total" else size
+            first = 0 if mode == "bad_range" else start
+            response.headers["Content-Range"] = f"bytes {first}-{size - 1}/{total}"
+            if mode == "garbage_range":
+                response.headers["Content-Range"] = "bytes garbage"
+        if not mode.startswith("chunked"):
+            length = size - start + (1000 if mode == "lie_length" else 0)
+            response.content_length = length
+        return response
+
+    async def _body(
+        self, request: web.Request, response: web.StreamResponse, mode: str, body: bytes
+    ) -> None:
+        assert request.transport is not None
+        if mode in ("cut", "ignore_range_cut", "stall", "chunked_half"):
+            await response.write(body[: len(body) // 2])
+            if mode == "stall":
+                await self.release.wait()
+            if mode in ("cut", "ignore_range_cut"):
+                request.transport.close()  # flushes what was written, then closes
+            else:
+                await response.write_eof()
+            return
+        await response.write(body)
+        if mode in ("lie_length", "chunked_drop_at_end"):
+            request.transport.close()
+        else:
+            await response.write_eof()
+
+
+@pytest_asyncio.fixture
+async def host(vclock: VirtualClock) -> AsyncIterator[ScriptedHost]:
+    server = ScriptedHost(DATA)
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest_asyncio.fixture
+async def client(host: ScriptedHost) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+# -- the emulator's video host --------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_full_download_equals_the_video(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    dest = tmp_path / "fox.mp4"
+    got = await download(await luma._client(), video_url_of(task), dest, retry=luma.retry)
+    assert got == dest
+    assert dest.read_bytes() == emulator.video_bytes
+    assert leftovers(tmp_path) == ["fox.mp4"]
+    [request] = emulator.video_requests
+    assert "Authorization" not in request.headers
+    assert "Range" not in request.headers
+    assert request.headers["Accept-Encoding"] == "identity"
+
+
+@pytest.mark.asyncio
+async def test_dest_directory_takes_the_name_from_the_url(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    got = await download(await luma._client(), video_url_of(task), tmp_path, retry=luma.retry)
+    assert got == tmp_path / f"{task.id}.mp4"
+    assert got.read_bytes() == emulator.video_bytes
+    named = await download(
+        await luma._client(), video_url_of(task), str(tmp_path), retry=luma.retry, filename="x.mp4"
+    )
+    assert named == tmp_path / "x.mp4"
+    assert named.read_bytes() == emulator.video_bytes
+
+
+@pytest.mark.asyncio
+async def test_overwrite_replaces_an_existing_file(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    dest = tmp_path / "fox.mp4"
+    dest.write_bytes(b"old")
+    await download(await luma._client(), video_url_of(task), dest, retry=luma.retry)
+    assert dest.read_bytes() == emulator.video_bytes
+
+
+@pytest.mark.asyncio
+async def test_overwrite_false_refuses_an_existing_file(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    dest = tmp_path / "fox.mp4"
+    dest.write_bytes(b"old")
+    with pytest.raises(InputError, match="already exists"):
+        await download(
+            await luma._client(), video_url_of(task), dest, retry=luma.retry, overwrite=False
+        )
+    assert dest.read_bytes() == b"old"
+    assert not emulator.video_requests
+
+
+@pytest.mark.asyncio
+async def test_overwrite_false_keeps_a_file_that_appeared_meanwhile(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    dest = tmp_path / "fox.mp4"
+
+    def someone_else_writes(received: int, total: int | None) -> None:
+        dest.write_bytes(b"theirs")
+
+    with pytest.raises(DownloadError, match="appeared during the download"):
+        await download(
+            await luma._client(),
+            video_url_of(task),
+            dest,
+            retry=luma.retry,
+            overwrite=False,
+            progress=someone_else_writes,
+        )
+    assert dest.read_bytes() == b"theirs"
+    assert leftovers(tmp_path) == ["fox.mp4"]
+
+
+@pytest.mark.asyncio
+async def test_sync_progress_sees_every_chunk(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    calls: list[tuple[int, int | None]] = []
+    await download(
+        await luma._client(),
+        video_url_of(task),
+        tmp_path / "v.mp4",
+        retry=luma.retry,
+        chunk_size=1000,
+        progress=lambda received, total: calls.append((received, total)),
+    )
+    size = len(emulator.video_bytes)
+    assert len(calls) >= size // 1000
+    assert calls[-1] == (size, size)
+    assert [r for r, _ in calls] == sorted({r for r, _ in calls})
+    assert {t for _, t in calls} == {size}
+
+
+@pytest.mark.asyncio
+async def test_async_progress_is_awaited(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    seen: list[int] = []
+
+    async def report(received: int, total: int | None) -> None:
+        await asyncio.sleep(0)
+        seen.append(received)
+
+    await download(
+        await luma._client(),
+        video_url_of(task),
+        tmp_path / "v.mp4",
+        retry=luma.retry,
+        chunk_size=4096,
+        progress=report,
+    )
+    assert seen[-1] == len(emulator.video_bytes)
+    assert len(seen) >= 2
+
+
+@pytest.mark.asyncio
+async def test_a_failing_progress_callback_aborts_without_leftovers(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+
+    def broken(received: int, total: int | None) -> None:
+        raise RuntimeError("disk quota in the UI")
+
+    with pytest.raises(RuntimeError, match="disk quota"):
+        await download(
+            await luma._client(),
+            video_url_of(task),
+            tmp_path / "v.mp4",
+            retry=luma.retry,
+            progress=broken,
+        )
+    assert leftovers(tmp_path) == []
+    assert len(emulator.video_requests) == 1  # not retried
+
+
+@pytest.mark.asyncio
+async def test_404_is_not_retried(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    url = f"{emulator.video_base_url}/videos/no-such-task.mp4?expires=99999999999&sig=secret"
+    with pytest.raises(NotFoundError) as caught:
+        await download(await luma._client(), url, tmp_path / "v.mp4", retry=luma.retry)
+    assert caught.value.status == 404
+    assert "secret" not in str(caught.value)
+    assert len(emulator.video_requests) == 1
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_416_without_a_partial_file_is_not_retried(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    emulator.inject("video", status=416)
+    with pytest.raises(APIError, match="answered 416") as caught:
+        await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
+    assert caught.value.status == 416
+    assert len(emulator.video_requests) == 1
+
+
+@pytest.mark.asyncio
+async def test_dropped_connection_and_503_are_retried(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    emulator.inject("video", drop=True)
+    emulator.inject("video", status=503)
+    dest = await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
+    assert dest.read_bytes() == emulator.video_bytes
+    assert len(emulator.video_requests) == 3
+
+
+@pytest.mark.asyncio
+async def test_retry_after_of_the_video_host_is_honoured(
+    luma: LumaSession, emulator: LumaEmulator, vclock: VirtualClock, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    emulator.inject("video", status=429, retry_after=7)
+    before = vclock.monotonic()
+    await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
+    assert vclock.monotonic() - before >= 7
+
+
+@pytest.mark.asyncio
+async def test_retries_stop_after_attempts_without_progress(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    emulator.inject("video", status=502, count=10)
+    with pytest.raises(ServerError):
+        await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
+    assert len(emulator.video_requests) == RETRY.attempts
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_endless_drops_end_in_a_transport_error(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    emulator.inject("video", drop=True, count=100)
+    with pytest.raises(TransportError):
+        await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
+    # aiohttp itself re-sends an idempotent request once when the server disconnects.
+    assert RETRY.attempts <= len(emulator.video_requests) <= 2 * RETRY.attempts
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_retries_stop_at_the_deadline(
+    luma: LumaSession, emulator: LumaEmulator, vclock: VirtualClock, tmp_path: Path
+) -> None:
+    task = await finished(luma)
+    emulator.inject("video", status=503, count=1000)
+    policy = RetryPolicy(attempts=1000, initial=1.0, max_wait=1.0, timeout=10.0, jitter=0.0)
+    before = vclock.monotonic()
+    with pytest.raises(ServerError):
+        await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=policy)
+    assert 10 <= vclock.monotonic() - before <= 12
+    assert 9 <= len(emulator.video_requests) <= 12
+
+
+@pytest.mark.asyncio
+async def test_redirect_never_carries_the_token(vclock: VirtualClock, tmp_path: Path) -> None:
+    async with (
+        LumaEmulator(video_redirect=True) as emu,
+        LumaSession(emu.api_key, base_url=emu.base_url, poll=FAST) as luma,
+    ):
+        task = await finished(luma)
+        url = video_url_of(task)
+        assert url.startswith(f"{emu.base_url}/cdn/")  # the API host, which redirects
+        dest = await download(await luma._client(), url, tmp_path / "v.mp4", retry=luma.retry)
+        assert dest.read_bytes() == emu.video_bytes
+        hops = [r for r in emu.requests if r.route in ("cdn", "video")]
+    assert [r.route for r in hops] == ["cdn", "video"]
+    assert emu.video_requests == hops[1:]
+    for request in hops:
+        assert "Authorization" not in request.headers
+        assert emu.api_key not in str(dict(request.headers))
+
+
+@pytest.mark.asyncio
+async def test_a_session_with_default_credentials_is_refused(tmp_path: Path) -> None:
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer k"}) as session:
+        with pytest.raises(InputError, match="never get them"):
+            await download(session, "http://127.0.0.1:9/v.mp4", tmp_path, retry=RETRY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # BasicAuth, in aiohttp >= 3.14
+        session = aiohttp.ClientSession(auth=aiohttp.BasicAuth("u", "p"))
+    async with session:
+        with pytest.raises(InputError, match="never get them"):
+            await download(session, "http://127.0.0.1:9/v.mp4", tmp_path, retry=RETRY)
+
+
+# -- broken transfers (the scripted host) -----------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_cut_transfer_resumes_with_a_range_request(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["cut"]
+    seen: list[int] = []
+    dest = await download(
+        client, host.url, tmp_path / "v.bin", retry=RETRY, progress=lambda r, t: seen.append(r)
+    )
+    assert dest.read_bytes() == DATA
+    first, second = host.requests
+    assert "Range" not in first
+    half = len(DATA) // 2
+    assert second["Range"] == f"bytes={half}-"
+    assert second["If-Range"] == '"v1"'
+    assert seen == sorted(seen)
+    assert seen[-1] == len(DATA)
+    assert leftovers(tmp_path) == ["v.bin"]
+
+
+@pytest.mark.asyncio
+async def test_a_200_answer_to_a_range_request_starts_over(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["cut", "ignore_range"]
+    seen: list[int] = []
+    dest = await download(
+        client,
+        host.url,
+        tmp_path / "v.bin",
+        retry=RETRY,
+        chunk_size=1000,
+        progress=lambda r, t: seen.append(r),
+    )
+    assert dest.read_bytes() == DATA
+    assert "Range" in host.requests[1]
+    assert any(later < earlier for earlier, later in itertools.pairwise(seen))  # started over
+    assert seen[-1] == len(DATA)
+    assert leftovers(tmp_path) == ["v.bin"]
+
+
+@pytest.mark.asyncio
+async def test_restarting_without_progress_counts_as_failure(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # Ignoring Range and breaking half-way every time, the host never lets the file grow past
+    # half: only the first break was progress, so the retries give up after `attempts`.
+    host.plan = ["ignore_range_cut"] * 10
+    policy = RetryPolicy(attempts=3, initial=0.5, timeout=60.0, jitter=0.0)
+    with pytest.raises(TransportError, match="broke after"):
+        await download(client, host.url, tmp_path / "v.bin", retry=policy)
+    assert len(host.requests) == 3
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_a_read_timeout_mid_body_resumes(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["stall"]
+    dest = await download(client, host.url, tmp_path / "v.bin", retry=RETRY, read_timeout=0.2)
+    assert dest.read_bytes() == DATA
+    assert host.requests[1]["Range"] == f"bytes={len(DATA) // 2}-"
+
+
+@pytest.mark.asyncio
+async def test_a_body_that_ends_short_without_a_length_is_resumed(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["chunked_half"]
+    dest = await download(
+        client, host.url, tmp_path / "v.bin", retry=RETRY, expected_size=len(DATA)
+    )
+    assert dest.read_bytes() == DATA
+    assert host.requests[1]["Range"] == f"bytes={len(DATA) // 2}-"
+
+
+@pytest.mark.asyncio
+async def test_416_for_a_complete_file_counts_as_done(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["chunked_drop_at_end"]
+    dest = await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert dest.read_bytes() == DATA
+    assert host.requests[1]["Range"] == f"bytes={len(DATA)}-"
+
+
+@pytest.mark.asyncio
+async def test_a_server_lying_about_the_length_leaves_no_file(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["lie_length"]
+    with pytest.raises(DownloadError, match=f"has {len(DATA)} bytes") as caught:
+        await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert caught.value.received == len(DATA)
+    assert caught.value.expected == len(DATA) + 1000
+    assert caught.value.path == tmp_path / "v.bin"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_a_longer_body_than_expected_is_an_error(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["chunked"]
+    with pytest.raises(DownloadError, match="more than the 1000 bytes"):
+        await download(client, host.url, tmp_path / "v.bin", retry=RETRY, expected_size=1000)
+    assert leftovers(tmp_path) == []
+    assert len(host.requests) == 1
+
+
+@pytest.mark.asyncio
+async def test_an_announced_size_other_than_expected_is_an_error(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    with pytest.raises(DownloadError, match=f"announces {len(DATA)} bytes, 5 expected"):
+        await download(client, host.url, tmp_path / "v.bin", retry=RETRY, expected_size=5)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_a_range_from_the_wrong_offset_is_an_error(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["cut", "bad_range"]
+    with pytest.raises(DownloadError, match="starting at 0"):
+        await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("etag", "last_modified", "if_range"),
+    [
+        ('W/"weak"', None, None),
+        ('W/"weak"', "Mon, 01 Jul 2024 07:35:13 GMT", "Mon, 01 Jul 2024 07:35:13 GMT"),
+        (None, None, None),
+    ],
+)
+@pytest.mark.asyncio
+async def test_if_range_uses_a_strong_validator_only(
+    host: ScriptedHost,
+    client: aiohttp.ClientSession,
+    tmp_path: Path,
+    *,
+    etag: str | None,
+    last_modified: str | None,
+    if_range: str | None,
+) -> None:
+    host.etag, host.last_modified = etag, last_modified
+    host.plan = ["cut"]
+    dest = await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert dest.read_bytes() == DATA
+    assert host.requests[1]["Range"] == f"bytes={len(DATA) // 2}-"
+    assert host.requests[1].get("If-Range") == if_range
+
+
+@pytest.mark.asyncio
+async def test_an_unreadable_content_range_is_an_error(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["cut", "garbage_range"]
+    with pytest.raises(DownloadError, match="starting at None"):
+        await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_a_file_that_changes_size_is_an_error(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["cut", "other_total"]
+    with pytest.raises(DownloadError, match="changed size"):
+        await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_cancellation_leaves_nothing_behind(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["stall"]
+    started = asyncio.Event()
+    dest = tmp_path / "v.bin"
+    job = asyncio.create_task(
+        download(client, host.url, dest, retry=RETRY, progress=lambda r, t: started.set())
+    )
+    await started.wait()
+    assert any(name.endswith(".part") for name in leftovers(tmp_path))
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_relative_redirects_are_followed(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["redirect_rel", "cut", "redirect_rel"]
+    dest = await download(client, host.url.replace("video.bin", "start"), tmp_path, retry=RETRY)
+    assert dest == tmp_path / "start"
+    assert dest.read_bytes() == DATA
+    assert host.requests[3]["Range"] == f"bytes={len(DATA) // 2}-"  # kept across the hop
+
+
+@pytest.mark.asyncio
+async def test_redirect_loops_and_foreign_schemes_are_errors(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    host.plan = ["redirect_loop"]
+    with pytest.raises(DownloadError, match="more than 2 redirects"):
+        await download(client, host.url, tmp_path / "v.bin", retry=RETRY, max_redirects=2)
+    assert len(host.requests) == 3
+    host.plan = ["redirect_ftp"]
+    with pytest.raises(DownloadError, match="ftp: link"):
+        await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert leftovers(tmp_path) == []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_host_is_a_transport_error(
+    client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v.bin"
+    with pytest.raises(TransportError, match=r"127\.0\.0\.1"):
+        await download(client, url, tmp_path, retry=RetryPolicy(attempts=2))
+    assert leftovers(tmp_path) == []
+
+
+# -- arguments are checked before any request ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"url": "ftp://example.com/v.mp4"}, "http\\(s\\) link"),
+        ({"url": "file:///etc/passwd"}, "http\\(s\\) link"),
+        ({"url": "http:///no-host"}, "http\\(s\\) link"),
+        ({"url": "http://example.com:port/"}, "not a URL"),
+        ({"url": b"http://example.com/"}, "must be a string"),
+        ({"client": "session"}, "aiohttp.ClientSession"),
+        ({"retry": 3}, "RetryPolicy"),
+        ({"expected_size": True}, "expected_size"),
+        ({"expected_size": -1}, "expected_size"),
+        ({"chunk_size": 0}, "chunk_size"),
+        ({"max_redirects": 1.5}, "max_redirects"),
+        ({"read_timeout": 0}, "read_timeout"),
+        ({"read_timeout": True}, "read_timeout"),
+        ({"progress": 42}, "callable"),
+        ({"dest": 42}, "dest must be a path"),
+        ({"dest": "missing-dir/v.mp4"}, "does not exist"),
+        ({"url": "http://127.0.0.1:9/"}, "cannot name a file"),
+        ({"filename": "../x"}, "cannot name a file"),
+        ({"filename": ".."}, "cannot name a file"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_bad_arguments_are_input_errors(
+    change: dict[str, object], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    async with aiohttp.ClientSession() as session:
+        arguments: dict[str, object] = {
+            "client": session,
+            "url": "http://127.0.0.1:9/v.mp4",
+            "dest": tmp_path,
+            "retry": RETRY,
+        }
+        arguments.update(change)
+        call: Callable[..., object] = download
+        with pytest.raises(InputError, match=message):
+            await call(**arguments)  # type: ignore[misc]
+    assert leftovers(tmp_path) == []
+
+
+# -- which link --------------------------------------------------------------------------------
+
+
+def test_video_url_of_prefers_download_url() -> None:
+    video = Video("https://cdn.example/w.mp4", download_url="https://cdn.example/clean.mp4")
+    assert video_url_of(video) == "https://cdn.example/clean.mp4"
+    assert video_url_of(Video("https://cdn.example/w.mp4")) == "https://cdn.example/w.mp4"
+    task = Task("t1", TaskState.COMPLETED, video=video)
+    assert video_url_of(task) == "https://cdn.example/clean.mp4"
+    assert video_url_of("http://cdn.example/v.mp4") == "http://cdn.example/v.mp4"
+
+
+def test_video_url_of_a_task_without_video() -> None:
+    with pytest.raises(InputError, match="t1 has no video yet \\(state processing\\)"):
+        video_url_of(Task("t1", TaskState.PROCESSING))
+    with pytest.raises(InputError, match="t2 failed: moderation"):
+        video_url_of(Task("t2", TaskState.FAILED, failure_reason="moderation"))
+    with pytest.raises(InputError, match="t3 failed; it has no video"):
+        video_url_of(Task("t3", TaskState.FAILED))
+
+
+def test_video_url_of_rejects_other_values() -> None:
+    with pytest.raises(InputError, match="not int"):
+        video_url_of(42)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="http\\(s\\)"):
+        video_url_of("data:video/mp4;base64,AAAA")
+    with pytest.raises(InputError, match="http\\(s\\)"):
+        video_url_of(Video("s3://bucket/v.mp4"))
+
+
+def test_download_error_is_a_luma_error() -> None:
+    assert issubclass(DownloadError, LumaError)
+
+
+# -- LumaSession.download and batches that download ------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_session_download_of_a_task_a_video_and_a_url(
+    emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    from luma_async import LumaSession, PollPolicy
+
+    policy = PollPolicy(interval=1, max_interval=5, jitter=0, timeout=300)
+    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=policy) as luma:
+        task = await luma.generate("a fox")
+        with pytest.raises(InputError):
+            await luma.download(task, tmp_path)  # not finished: refused before any request
+        done = await luma.wait(task.id)
+        path = await luma.download(done, tmp_path)
+        assert path == tmp_path / f"{done.id}.mp4"
+        assert path.read_bytes() == emulator.video_bytes
+        emulator.reset_records()
+        clean = await luma.download(done, tmp_path / "clean.mp4", watermark=False)
+        assert clean.read_bytes() == emulator.video_bytes
+        assert emulator.count("download_video_url") == 1
+        assert any(
+            "watermark=0" in str(r.query) or r.query.get("watermark") == "0"
+            for r in emulator.video_requests
+        )
+        assert done.video is not None
+        seen: list[int] = []
+        by_video = await luma.download(
+            done.video, tmp_path / "v.mp4", progress=lambda got, total: seen.append(got)
+        )
+        assert by_video.read_bytes() == emulator.video_bytes
+        assert seen[-1] == len(emulator.video_bytes)
+        with pytest.raises(InputError):
+            await luma.download(done.video, tmp_path, watermark=False)
+    assert all("Authorization" not in r.headers for r in emulator.video_requests)
+
+
+@pytest.mark.asyncio
+async def test_extend_many_downloads_each_result(emulator: LumaEmulator, tmp_path: Path) -> None:
+    from luma_async import ExtendRequest, LumaSession, PollPolicy
+
+    policy = PollPolicy(interval=1, max_interval=5, jitter=0, timeout=300)
+    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=policy) as luma:
+        parent = await luma.wait((await luma.generate("root")).id)
+        requests = [ExtendRequest(parent.id, f"step {i}") for i in range(4)]
+        results = [r async for r in luma.extend_many(requests, download_to=tmp_path)]
+        assert all(r.ok and r.path is not None for r in results)
+        assert {p.name for p in tmp_path.iterdir()} == {f"{r.task_id}.mp4" for r in results}
+        emulator.inject("video", count=20, status=404)
+        broken = [r async for r in luma.extend_many(requests[:1], download_to=tmp_path)]
+        assert broken[0].task is not None
+        assert broken[0].error is not None
+        with pytest.raises(InputError):
+            luma.extend_many(requests, download_to=tmp_path / "missing")

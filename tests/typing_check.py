@@ -1,0 +1,81 @@
+"""Checked by mypy --strict and pyright, never run: the public API types as users see them."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from typing_extensions import assert_type
+
+from luma_async import (
+    APIError,
+    BatchResult,
+    ExtendRequest,
+    LumaError,
+    LumaSession,
+    PollPolicy,
+    RateLimitError,
+    RequestBudget,
+    RetryPolicy,
+    StateChange,
+    Task,
+    TaskState,
+    Video,
+)
+from luma_async.testing import LumaEmulator, virtual_time
+
+
+async def extend_and_follow(task_id: str) -> str:
+    async with LumaSession(
+        "key",
+        base_url="https://api.gpt.ge",
+        retry=RetryPolicy(attempts=3),
+        poll=PollPolicy(interval=1.0, timeout=None),
+        budget=RequestBudget(max_rate=10.0, max_connections=4),
+    ) as luma:
+        extension = await luma.extend(task_id, "more", image_url=Path("frame.png"))
+        assert_type(extension, Task)
+        async for change in luma.poll(extension.id):
+            assert_type(change, StateChange)
+            assert_type(change.elapsed, float)
+        done = await luma.wait(extension.id)
+        video = done.video
+        assert_type(video, Video | None)
+        if video is not None:
+            return video.best_url
+        if done.state == TaskState.FAILED:
+            return done.failure_reason or ""
+        return ""
+
+
+async def batch(ids: list[str]) -> list[Task]:
+    finished: list[Task] = []
+    async with LumaSession("key") as luma:
+        async for result in luma.extend_many(
+            [ExtendRequest(i, "more") for i in ids], concurrency=4
+        ):
+            assert_type(result, BatchResult)
+            if result.task is not None:
+                finished.append(result.task)
+            elif isinstance(result.error, RateLimitError):
+                assert_type(result.error.retry_after, float | None)
+        queue: asyncio.Queue[StateChange] = asyncio.Queue()
+        listener = luma.subscribe(ids[0], queue=queue)
+        last = await listener.wait()
+        assert_type(last, Task | None)
+    return finished
+
+
+async def emulated() -> int:
+    with virtual_time():
+        async with LumaEmulator(time_scale=0.1) as emu:
+            base: str = emu.base_url
+            async with LumaSession(emu.api_key, base_url=base) as luma:
+                try:
+                    await luma.get("x")
+                except APIError as exc:
+                    status: int = exc.status
+                    return status
+                except LumaError:
+                    return -1
+    return 0
