@@ -16,6 +16,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from luma_async import (
+    ExtendRequest,
     APIError,
     InputError,
     LumaError,
@@ -762,7 +763,6 @@ def test_download_error_is_a_luma_error() -> None:
 async def test_session_download_of_a_task_a_video_and_a_url(
     emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    from luma_async import LumaSession, PollPolicy
 
     policy = PollPolicy(interval=1, max_interval=5, jitter=0, timeout=300)
     async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=policy) as luma:
@@ -795,7 +795,6 @@ async def test_session_download_of_a_task_a_video_and_a_url(
 
 @pytest.mark.asyncio
 async def test_extend_many_downloads_each_result(emulator: LumaEmulator, tmp_path: Path) -> None:
-    from luma_async import ExtendRequest, LumaSession, PollPolicy
 
     policy = PollPolicy(interval=1, max_interval=5, jitter=0, timeout=300)
     async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=policy) as luma:
