@@ -16,8 +16,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from luma_async import (
-    ExtendRequest,
     APIError,
+    ExtendRequest,
     InputError,
     LumaError,
     LumaSession,
