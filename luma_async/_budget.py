@@ -8,7 +8,7 @@ pollers spreads out evenly instead of stampeding.  A 429 anywhere pauses everyon
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 from luma_async import _clock
@@ -58,7 +58,7 @@ class Budget:
                 return
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self) -> AsyncGenerator[None, None]:
         await self._admit()
         limit = self.policy.max_connections
         if limit is not None and self._semaphore is None:

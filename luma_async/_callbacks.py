@@ -25,14 +25,13 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from luma_async import _inputs
-from luma_async._convert import _unwrap
+from luma_async._convert import _is_object, _unwrap
 from luma_async._errors import InputError
 
 if TYPE_CHECKING:
@@ -217,7 +216,7 @@ class CallbackReceiver:
             task: Any = _unwrap(data)
         except (ValueError, TypeError, RecursionError) as exc:
             raise _Rejected(400, f"the body is not a JSON task: {exc}") from None
-        if not isinstance(task, Mapping):
+        if not _is_object(task):
             raise _Rejected(400, "the body is not a JSON object")
         try:
             return _inputs.check_task_id(task.get("id"), name="id")

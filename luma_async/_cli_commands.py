@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
-from luma_async._cli import EXIT_OK, Reporter, _follow, _run, demo
+from luma_async._cli import (
+    EXIT_OK,
+    Reporter,
+    demo,
+    follow_task,
+    read_requests,
+    run_batch,
+    run_command,
+)
 from luma_async._models import ImageInput
 from luma_async._policy import PollPolicy
 from luma_async._session import LumaSession
@@ -101,10 +110,10 @@ def generate(
             )
             reporter.task(task)
             if wait:
-                await _follow(luma, task, reporter, PollPolicy(timeout=timeout))
+                await follow_task(luma, task, reporter, PollPolicy(timeout=timeout))
         return EXIT_OK
 
-    return _run(run)
+    return run_command(run)
 
 
 @cli.command(
@@ -149,10 +158,10 @@ def extend(
             )
             reporter.task(task)
             if wait:
-                await _follow(luma, task, reporter, PollPolicy(timeout=timeout))
+                await follow_task(luma, task, reporter, PollPolicy(timeout=timeout))
         return EXIT_OK
 
-    return _run(run)
+    return run_command(run)
 
 
 @cli.command(epilog="Example: luma-async get 9d4b7516-77e5-481a-b015-48313946f33b --json")
@@ -167,7 +176,7 @@ def get(obj: _Context, task_id: str, as_json: bool) -> int:
             Reporter(as_json=as_json).task(await luma.get(task_id))
         return EXIT_OK
 
-    return _run(run)
+    return run_command(run)
 
 
 @cli.command(epilog="Example: luma-async watch 9d4b7516-77e5-481a-b015-48313946f33b --json")
@@ -190,7 +199,112 @@ def watch(obj: _Context, task_ids: tuple[str, ...], timeout: float, as_json: boo
             await asyncio.gather(*(one(task_id) for task_id in task_ids))
         return EXIT_OK
 
-    return _run(run)
+    return run_command(run)
+
+
+@cli.command(
+    epilog="Example: luma-async batch requests.jsonl --concurrency 8 --journal run.sqlite "
+    "--output results.jsonl\n\nEach JSONL line (or CSV row with a header) holds task_id and "
+    "user_prompt, optionally expand_prompt, image_url, image_end_url, notify_hook."
+)
+@click.argument("requests_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--concurrency",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many tasks in flight.",
+)
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="sqlite journal: rerun with the same one to resume after a crash "
+    "(default: REQUESTS_FILE.journal.sqlite).",
+)
+@click.option("--no-journal", is_flag=True, help="Run without a journal.")
+@click.option(
+    "--output",
+    type=click.File("w"),
+    default="-",
+    help="Where to write one JSON line per result (default: stdout).",
+)
+@click.option(
+    "--download-to",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Download each finished video into this directory.",
+)
+@timeout_option
+@json_option
+@pass_context
+def batch(
+    obj: _Context,
+    requests_file: Path,
+    concurrency: int,
+    journal: Path | None,
+    no_journal: bool,
+    output: TextIO,
+    download_to: Path | None,
+    timeout: float,
+    as_json: bool,
+) -> int:
+    """Extend many videos at once, following each to its end; results go out as JSONL."""
+
+    async def run() -> int:
+        requests = read_requests(requests_file)
+        book = (
+            None
+            if no_journal
+            else journal or requests_file.with_name(requests_file.name + ".journal.sqlite")
+        )
+        reporter = Reporter(as_json=as_json, out=sys.stderr)
+        async with obj.session() as luma:
+            return await run_batch(
+                luma,
+                requests,
+                reporter=reporter,
+                results=output,
+                concurrency=concurrency,
+                journal=book,
+                download_to=download_to,
+                policy=PollPolicy(timeout=timeout),
+            )
+
+    return run_command(run)
+
+
+@cli.command(
+    epilog="Example: luma-async download 9d4b7516-77e5-481a-b015-48313946f33b videos/ "
+    "--no-watermark"
+)
+@click.argument("task_id")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option(
+    "--watermark/--no-watermark",
+    default=True,
+    show_default=True,
+    help="--no-watermark asks the service for the clean link first.",
+)
+@pass_context
+def download(obj: _Context, task_id: str, dest: Path, watermark: bool) -> int:
+    """Download a finished task's video to DEST (a file, or a directory for <task id>.mp4)."""
+
+    async def run() -> int:
+        live = sys.stderr.isatty()
+
+        def progress(done: int, total: int | None) -> None:
+            if live:
+                share = f" {100 * done / total:5.1f}%" if total else ""
+                sys.stderr.write(f"\r{done:>12,} bytes{share}")
+
+        async with obj.session() as luma:
+            task = await luma.get(task_id)
+            path = await luma.download(task, dest, watermark=watermark, progress=progress)
+        if live:
+            sys.stderr.write("\n")
+        click.echo(str(path))
+        return EXIT_OK
+
+    return run_command(run)
 
 
 @cli.command(epilog="Example: luma-async emulator --port 8400 --time-scale 0.1")
@@ -217,7 +331,7 @@ def emulator(host: str, port: int, emulator_key: str, time_scale: float) -> int:
             await asyncio.Event().wait()
         return EXIT_OK  # pragma: no cover - only an interrupt ends it
 
-    return _run(run)
+    return run_command(run)
 
 
 @cli.command(epilog="Example: luma-async demo")
@@ -230,7 +344,7 @@ def emulator(host: str, port: int, emulator_key: str, time_scale: float) -> int:
 )
 def demo_command(time_scale: float) -> int:
     """Generate, extend and follow to the end against an in-process emulator (no key needed)."""
-    return _run(lambda: demo(time_scale=time_scale))
+    return run_command(lambda: demo(time_scale=time_scale))
 
 
 demo_command.name = "demo"

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeGuard
 
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
@@ -97,15 +97,25 @@ def _format_datetime(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def _is_object(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """Whether ``value`` is a decoded JSON object (its keys are strings, its values any JSON)."""
+    return isinstance(value, Mapping)
+
+
+def _is_list(value: object) -> TypeGuard[list[Any]]:
+    """Whether ``value`` is a decoded JSON array."""
+    return isinstance(value, list)
+
+
 def _url_of(value: Any) -> str | None:
-    if isinstance(value, Mapping):
+    if _is_object(value):
         value = value.get("url")
     return value if isinstance(value, str) and value else None
 
 
 def _video_fields(value: Any) -> dict[str, Any]:
     """A video object with ``thumbnail`` as a URL (it may come as an object) and whole sizes."""
-    if not isinstance(value, Mapping):
+    if not _is_object(value):
         raise TypeError(f"video must be an object, not {type(value).__name__}")
     data = dict(value)
     for key in ("thumbnail", "download_url"):  # a URL string, or an object with a url
@@ -122,26 +132,22 @@ def _video_fields(value: Any) -> dict[str, Any]:
 
 def _unwrap(raw: Any) -> Any:
     """The task inside a bare, array or ``{"code", "data"}`` envelope."""
-    if isinstance(raw, list):
+    if _is_list(raw):
         if len(raw) != 1:
             raise TypeError(f"expected one task, got a list of {len(raw)}")
         raw = raw[0]
-    if (
-        isinstance(raw, Mapping)
-        and "id" not in raw
-        and isinstance(raw.get("data"), (Mapping, list))
-    ):
+    if _is_object(raw) and "id" not in raw and isinstance(raw.get("data"), (Mapping, list)):
         return _unwrap(raw["data"])
     return raw
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if _is_object(value) else {}
 
 
 def _task(conv: JsonConverter, raw: Any) -> Task:
     raw = _unwrap(raw)
-    if not isinstance(raw, Mapping):
+    if not _is_object(raw):
         raise TypeError(f"a task must be a JSON object, not {type(raw).__name__}")
     task_id = raw.get("id")
     if not isinstance(task_id, str) or not task_id:
@@ -157,13 +163,13 @@ def _task(conv: JsonConverter, raw: Any) -> Task:
         prompt = request.get("prompt")
         prompt = prompt if isinstance(prompt, str) else ""
 
-    video_raw = raw.get("video")
+    video_raw: Any = raw.get("video")
     if _url_of(video_raw) is None:  # null, or an object still without its link
         video_raw = artifact.get("video")
     video = None
     if isinstance(video_raw, str) and video_raw:
         video_raw = {"url": video_raw}
-    if isinstance(video_raw, Mapping) and _url_of(video_raw) is not None:
+    if _is_object(video_raw) and _url_of(video_raw) is not None:
         video = conv.structure(video_raw, Video)
 
     created = raw.get("created_at")
@@ -191,7 +197,7 @@ def _task(conv: JsonConverter, raw: Any) -> Task:
 def _failure_reason(raw: Mapping[str, Any]) -> str | None:
     for key in _FAILURE_FIELDS:
         value = raw.get(key)
-        if isinstance(value, Mapping):
+        if _is_object(value):
             value = value.get("message") or value.get("reason") or value.get("detail")
         if value not in (None, ""):
             return str(value)
@@ -257,21 +263,17 @@ def task_to_json(task: Task) -> dict[str, Any]:
 
 def tasks_from_json(data: Any, *, what: str) -> list[Task]:
     """A list of tasks, bare or wrapped as ``{"code", "data": [...]}``."""
-    if isinstance(data, Mapping) and isinstance(data.get("data"), list):
+    if _is_object(data) and isinstance(data.get("data"), list):
         data = data["data"]
-    if not isinstance(data, list):
+    if not _is_list(data):
         raise DecodeError(f"{what}: expected a list of tasks, got {type(data).__name__}", body=data)
     return [task_from_json(item, what=what) for item in data]
 
 
 def uploaded_from_json(data: Any, *, what: str) -> UploadedFile:
-    if (
-        isinstance(data, Mapping)
-        and "public_url" not in data
-        and isinstance(data.get("data"), Mapping)
-    ):
+    if _is_object(data) and "public_url" not in data and _is_object(data.get("data")):
         data = data["data"]
-    if not isinstance(data, Mapping):
+    if not _is_object(data):
         raise DecodeError(f"{what}: expected an object, got {type(data).__name__}", body=data)
     public_url = data.get("public_url") or data.get("url")
     if not isinstance(public_url, str) or not public_url:
@@ -286,9 +288,9 @@ def uploaded_from_json(data: Any, *, what: str) -> UploadedFile:
 
 
 def url_from_json(data: Any, *, what: str) -> str:
-    if isinstance(data, Mapping) and "url" not in data and isinstance(data.get("data"), Mapping):
+    if _is_object(data) and "url" not in data and _is_object(data.get("data")):
         data = data["data"]
-    url = data.get("url") if isinstance(data, Mapping) else None
+    url = data.get("url") if _is_object(data) else None
     if not isinstance(url, str) or not url:
         raise DecodeError(f"{what}: the answer has no 'url'", body=data)
     return url

@@ -28,7 +28,7 @@ import json
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 if TYPE_CHECKING:
     from luma_async._models import Task
@@ -230,23 +230,33 @@ def _clip(text: str) -> str:
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
 
 
+def _is_dict(value: object) -> TypeGuard[dict[str, Any]]:
+    """Whether ``value`` is a decoded JSON object (its keys are strings, its values any JSON)."""
+    return isinstance(value, dict)
+
+
+def _is_list(value: object) -> TypeGuard[list[Any]]:
+    """Whether ``value`` is a decoded JSON array."""
+    return isinstance(value, list)
+
+
 def _describe(body: Any) -> tuple[str | None, str | None]:
     """(detail, code) from any of the three error-body families, or (None, None)."""
-    if isinstance(body, list) and len(body) == 1:
+    if _is_list(body) and len(body) == 1:
         body = body[0]
-    if not isinstance(body, dict):
+    if not _is_dict(body):
         return None, None
     detail: Any = body.get("detail")
     code: Any = body.get("code")
-    if isinstance(detail, dict):
+    if _is_dict(detail):
         code = detail.get("code", code)
         detail = detail.get("reason") or detail.get("message") or detail.get("msg")
-    elif isinstance(detail, list):  # FastAPI-style validation errors
+    elif _is_list(detail):  # FastAPI-style validation errors
         detail = "; ".join(
-            str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail
+            str(item.get("msg", item)) if _is_dict(item) else str(item) for item in detail
         )
     error: Any = body.get("error")
-    if detail is None and isinstance(error, dict):
+    if detail is None and _is_dict(error):
         detail = error.get("message")
         code = code if code is not None else error.get("type") or error.get("code")
     elif detail is None and isinstance(error, str):

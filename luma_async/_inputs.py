@@ -11,7 +11,7 @@ import binascii
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from luma_async._errors import InputError
@@ -164,7 +164,7 @@ def image_value(value: object, name: str, *, max_bytes: int = MAX_IMAGE_BYTES) -
             raise InputError(f"{name} file {value} cannot be read: {exc.strerror or exc}") from exc
         where = f"file {value}"
     elif isinstance(value, (bytes, bytearray, memoryview)):
-        data = bytes(value)
+        data = bytes(cast("bytes | bytearray | memoryview", value))
         where = "bytes"
     else:
         raise InputError(

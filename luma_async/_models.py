@@ -83,7 +83,7 @@ class Task:
     liked: Any = attrs.field(default=None, kw_only=True)
     estimate_wait_seconds: float | None = attrs.field(default=None, kw_only=True)
     extra: Mapping[str, Any] = attrs.field(
-        factory=dict, kw_only=True, converter=_freeze, repr=False, hash=False
+        factory=dict[str, Any], kw_only=True, converter=_freeze, repr=False, hash=False
     )
 
     @property

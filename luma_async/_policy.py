@@ -21,6 +21,11 @@ def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> Non
         raise InputError(f"{attribute.name} must be a positive number of seconds, not {value!r}")
 
 
+def _at_least_one(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{attribute.name} must be a whole number of at least 1, not {value!r}")
+
+
 def _not_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
     if (
         isinstance(value, bool)
@@ -78,16 +83,11 @@ class RetryPolicy:
     they provably did not reach the service (see :class:`SubmissionUncertainError`).
     """
 
-    attempts: int = attrs.field(default=5)
+    attempts: int = attrs.field(default=5, validator=_at_least_one)
     initial: float = attrs.field(default=0.5, validator=_positive)
     max_wait: float = attrs.field(default=20.0, validator=_positive)
     timeout: float = attrs.field(default=60.0, validator=_positive)
     jitter: float = attrs.field(default=1.0, kw_only=True, validator=_not_negative)
-
-    @attempts.validator
-    def _check_attempts(self, _: attrs.Attribute[int], value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InputError(f"attempts must be a whole number of at least 1, not {value!r}")
 
 
 def _optional_count(_: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:

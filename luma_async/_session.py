@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import platform
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
@@ -15,7 +16,7 @@ import aiohttp
 import attrs
 
 from luma_async import _download, _inputs
-from luma_async._batch import Batch
+from luma_async._batch import AfterFinish, Batch
 from luma_async._budget import Budget
 from luma_async._callbacks import CallbackReceiver
 from luma_async._convert import task_from_json, uploaded_from_json, url_from_json
@@ -425,6 +426,7 @@ class LumaSession:
         journal: Journal | str | Path | None = None,
         download_to: Path | str | None = None,
         watermark: bool = True,
+        on_change: Callable[[StateChange], object] | None = None,
     ) -> Batch:
         """Submit every :class:`ExtendRequest`, follow each to its end, yield results as they end.
 
@@ -435,23 +437,40 @@ class LumaSession:
         and a batch restarted after a crash resumes without submitting anything twice.
         With ``download_to`` (a directory), each finished video is downloaded before its
         result is yielded (``result.path``); a failed download is the result's ``error``.
+        ``on_change`` (a function or coroutine function) sees every state change of every
+        task, to stream the batch's progress elsewhere.
         """
         self._check_open()
         chosen = self._policy(policy)
 
         async def follow(task_id: str, first: Task | None) -> Task:
-            return await self.wait(task_id, policy=chosen, first=first)
+            if on_change is None:
+                return await self.wait(task_id, policy=chosen, first=first)
+            subscription = self.poll(task_id, policy=chosen, first=first)
+            last: Task | None = None
+            try:
+                async for change in subscription:
+                    last = change.task
+                    outcome = on_change(change)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+            finally:
+                await subscription.aclose()
+            assert last is not None  # a subscription ends only after a change with a video
+            return last
 
-        after = None
+        after: AfterFinish | None = None
         if download_to is not None:
             folder = Path(download_to)
             if not folder.is_dir():
                 raise InputError(f"download_to {folder} is not an existing directory")
 
-            async def after(result: BatchResult) -> BatchResult:
+            async def download_result(result: BatchResult) -> BatchResult:
                 assert result.task is not None
                 path = await self.download(result.task, folder, watermark=watermark)
                 return attrs.evolve(result, path=path)
+
+            after = download_result
 
         own_journal = journal is not None and not isinstance(journal, Journal)
         if journal is not None and not isinstance(journal, Journal):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 
 from luma_async._clock import VirtualClock, set_clock
@@ -12,7 +12,7 @@ __all__ = ["LumaEmulator", "VirtualClock", "virtual_time"]
 
 
 @contextmanager
-def virtual_time(start: float = 1_000.0) -> Iterator[VirtualClock]:
+def virtual_time(start: float = 1_000.0) -> Generator[VirtualClock, None, None]:
     """Run the block on simulated time: no wait of luma-async (or its emulator) really sleeps.
 
     Install it before starting the emulator, so tasks are timed on the same clock.
