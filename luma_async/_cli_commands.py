@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,7 +19,7 @@ from luma_async._cli import (
     run_batch,
     run_command,
 )
-from luma_async._models import ImageInput
+from luma_async._models import ImageInput, Task
 from luma_async._policy import PollPolicy
 from luma_async._session import LumaSession
 
@@ -43,6 +44,28 @@ class _Context:
 
     def session(self, **kwargs: Any) -> LumaSession:
         return LumaSession(self.api_key, base_url=self.base_url, **kwargs)
+
+
+def _submit_and_report(
+    obj: _Context,
+    submit: Callable[[LumaSession], Awaitable[Task]],
+    *,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> int:
+    """Submit one paid job, print its task, and follow it when asked to."""
+
+    async def run() -> int:
+        reporter = Reporter(as_json=as_json)
+        async with obj.session() as luma:
+            task = await submit(luma)
+            reporter.task(task)
+            if wait:
+                await follow_task(luma, task, reporter, PollPolicy(timeout=timeout))
+        return EXIT_OK
+
+    return run_command(run)
 
 
 pass_context = click.make_pass_decorator(_Context)
@@ -97,23 +120,17 @@ def generate(
 ) -> int:
     """Submit a new generation (a paid job) and print its task."""
 
-    async def run() -> int:
-        reporter = Reporter(as_json=as_json)
-        async with obj.session() as luma:
-            task = await luma.generate(
-                prompt,
-                aspect_ratio=aspect_ratio,
-                expand_prompt=expand_prompt,
-                image_url=_image(image),
-                image_end_url=_image(end_image),
-                notify_hook=notify_hook,
-            )
-            reporter.task(task)
-            if wait:
-                await follow_task(luma, task, reporter, PollPolicy(timeout=timeout))
-        return EXIT_OK
+    def submit(luma: LumaSession) -> Awaitable[Task]:
+        return luma.generate(
+            prompt,
+            aspect_ratio=aspect_ratio,
+            expand_prompt=expand_prompt,
+            image_url=_image(image),
+            image_end_url=_image(end_image),
+            notify_hook=notify_hook,
+        )
 
-    return run_command(run)
+    return _submit_and_report(obj, submit, wait=wait, timeout=timeout, as_json=as_json)
 
 
 @cli.command(
@@ -145,23 +162,17 @@ def extend(
 ) -> int:
     """Extend the video of a completed task (a paid job) and print the new task."""
 
-    async def run() -> int:
-        reporter = Reporter(as_json=as_json)
-        async with obj.session() as luma:
-            task = await luma.extend(
-                task_id,
-                prompt,
-                expand_prompt=expand_prompt,
-                image_url=_image(image),
-                image_end_url=_image(end_image),
-                notify_hook=notify_hook,
-            )
-            reporter.task(task)
-            if wait:
-                await follow_task(luma, task, reporter, PollPolicy(timeout=timeout))
-        return EXIT_OK
+    def submit(luma: LumaSession) -> Awaitable[Task]:
+        return luma.extend(
+            task_id,
+            prompt,
+            expand_prompt=expand_prompt,
+            image_url=_image(image),
+            image_end_url=_image(end_image),
+            notify_hook=notify_hook,
+        )
 
-    return run_command(run)
+    return _submit_and_report(obj, submit, wait=wait, timeout=timeout, as_json=as_json)
 
 
 @cli.command(epilog="Example: luma-async get 9d4b7516-77e5-481a-b015-48313946f33b --json")

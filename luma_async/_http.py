@@ -30,6 +30,7 @@ from luma_async._errors import (
     TransportError,
     decode_error_body,
     error_from_response,
+    parse_retry_after,
 )
 from luma_async._policy import RetryPolicy
 
@@ -54,8 +55,6 @@ def server_hint(exc: BaseException | None) -> float | None:
     if isinstance(exc, RateLimitError):
         return exc.retry_after
     if isinstance(exc, APIError):
-        from luma_async._errors import parse_retry_after  # noqa: PLC0415
-
         value = exc.headers.get("Retry-After") or exc.headers.get("retry-after")
         return parse_retry_after(value)
     return None
@@ -159,8 +158,6 @@ class Transport:
                 detail=f"the answer is larger than {_MAX_BODY} bytes; refusing to read it",
                 headers=dict(headers),
             )
-        if status == 429:
-            self.budget.slow_down(server_hint(_error(method, path, status, headers, raw)))
         return status, headers, raw
 
     async def request(
@@ -209,7 +206,10 @@ class Transport:
     ) -> tuple[int, Mapping[str, str], bytes]:
         status, headers, raw = await self._send(method, path, body)
         if status >= 300:
-            raise _error(method, path, status, headers, raw)
+            error = _error(method, path, status, headers, raw)
+            if isinstance(error, RateLimitError):  # the whole session slows down, not one caller
+                self.budget.slow_down(error.retry_after)
+            raise error
         self.budget.succeeded()
         return status, headers, raw
 

@@ -61,15 +61,7 @@ def _image_fingerprint(value: object) -> object:
 
 def request_fingerprint(request: ExtendRequest) -> str:
     """A stable digest of what a request asks for (images by content or path)."""
-    fields = {
-        "task_id": request.task_id,
-        "user_prompt": request.user_prompt,
-        "expand_prompt": request.expand_prompt,
-        "image_url": _image_fingerprint(request.image_url),
-        "image_end_url": _image_fingerprint(request.image_end_url),
-        "notify_hook": request.notify_hook,
-    }
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(_request_json(request), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 

@@ -334,14 +334,26 @@ class LumaSession:
         return self._hub.subscribe([task_id], self._policy(policy), first=first)
 
     async def wait(
-        self, task_id: str, *, policy: PollPolicy | None = None, first: Task | None = None
+        self,
+        task_id: str,
+        *,
+        policy: PollPolicy | None = None,
+        first: Task | None = None,
+        on_change: Callable[[StateChange], object] | None = None,
     ) -> Task:
-        """Follow a task to its end and return it finished (``video`` set)."""
+        """Follow a task to its end and return it finished (``video`` set).
+
+        ``on_change`` (a function or coroutine function) sees each change on the way.
+        """
         subscription = self.poll(task_id, policy=policy, first=first)
         last: Task | None = None
         try:
             async for change in subscription:
                 last = change.task
+                if on_change is not None:
+                    outcome = on_change(change)
+                    if inspect.isawaitable(outcome):
+                        await outcome
         finally:
             await subscription.aclose()
         assert last is not None  # a subscription ends only after a change with a video
@@ -444,20 +456,7 @@ class LumaSession:
         chosen = self._policy(policy)
 
         async def follow(task_id: str, first: Task | None) -> Task:
-            if on_change is None:
-                return await self.wait(task_id, policy=chosen, first=first)
-            subscription = self.poll(task_id, policy=chosen, first=first)
-            last: Task | None = None
-            try:
-                async for change in subscription:
-                    last = change.task
-                    outcome = on_change(change)
-                    if inspect.isawaitable(outcome):
-                        await outcome
-            finally:
-                await subscription.aclose()
-            assert last is not None  # a subscription ends only after a change with a video
-            return last
+            return await self.wait(task_id, policy=chosen, first=first, on_change=on_change)
 
         after: AfterFinish | None = None
         if download_to is not None:
