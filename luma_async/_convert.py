@@ -94,7 +94,11 @@ def make_luma_converter(*, strict: bool = False) -> JsonConverter:
 
 
 def _format_datetime(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:  # year 1 with a positive offset has no UTC equivalent; keep it
+        return value.isoformat()
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _is_object(value: object) -> TypeGuard[Mapping[str, Any]]:
@@ -199,7 +203,7 @@ def _failure_reason(raw: Mapping[str, Any]) -> str | None:
         value = raw.get(key)
         if _is_object(value):
             value = value.get("message") or value.get("reason") or value.get("detail")
-        if value not in (None, ""):
+        if value not in (None, "") and not isinstance(value, bool):  # "error": false is none
             return str(value)
     return None
 

@@ -125,6 +125,8 @@ def check_data_uri(value: str, name: str) -> str:
             "pass a pathlib.Path or bytes to have luma-async encode the image"
         )
     payload = match.group(2)
+    if not payload:
+        raise InputError(f"{name} is a data: URI with no image in it")
     if len(payload) * 3 // 4 > MAX_IMAGE_BYTES:
         raise InputError(
             f"{name} holds more than {MAX_IMAGE_BYTES} bytes of image; use a smaller image"

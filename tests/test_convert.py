@@ -604,3 +604,15 @@ def test_hostile_json_raises_only_decode_error(body: Any) -> None:
     assert got.estimate_wait_seconds is None or isinstance(got.estimate_wait_seconds, float)
     # whatever was read can be written and read back unchanged (the emulator and CLI do this)
     assert task_from_json(json.loads(json.dumps(task_to_json(got)))) == got
+
+
+def test_year_one_with_an_offset_survives_a_round_trip() -> None:
+    task = task_from_json({"id": "t", "state": "pending", "created_at": "0001-01-01T00:00:00+08:00"})
+    assert task.created_at is not None
+    assert task_from_json(task_to_json(task)) == task
+
+
+def test_a_false_error_field_is_not_a_failure_reason() -> None:
+    task = task_from_json({"id": "t", "state": "failed", "error": False, "fail_reason": "nsfw"})
+    assert task.failure_reason == "nsfw"
+    assert task_from_json({"id": "t", "state": "pending", "error": False}).failure_reason is None

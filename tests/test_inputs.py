@@ -450,3 +450,8 @@ def test_base_url_with_query_or_fragment(url: str) -> None:
 def test_base_url_must_be_an_http_url(url: object) -> None:
     with pytest.raises(InputError, match="base_url"):
         check_base_url(url, allow_insecure=True)
+
+
+def test_an_empty_data_uri_is_refused() -> None:
+    with pytest.raises(InputError, match="no image"):
+        image_value("data:image/png;base64,", "image_url")
