@@ -607,7 +607,9 @@ def test_hostile_json_raises_only_decode_error(body: Any) -> None:
 
 
 def test_year_one_with_an_offset_survives_a_round_trip() -> None:
-    task = task_from_json({"id": "t", "state": "pending", "created_at": "0001-01-01T00:00:00+08:00"})
+    task = task_from_json(
+        {"id": "t", "state": "pending", "created_at": "0001-01-01T00:00:00+08:00"}
+    )
     assert task.created_at is not None
     assert task_from_json(task_to_json(task)) == task
 
