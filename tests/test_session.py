@@ -7,6 +7,7 @@ import logging
 import re
 import socket
 from collections.abc import AsyncIterator
+from importlib.metadata import version
 from pathlib import Path
 
 import aiohttp
@@ -611,3 +612,8 @@ async def test_the_token_never_reaches_logs_or_errors(
     assert emulator.api_key not in str(caught.value)
     assert emulator.api_key not in repr(caught.value.__cause__)
     assert emulator.api_key not in repr(luma)
+
+
+def test_version_comes_from_the_installed_metadata() -> None:
+    assert luma_async.__version__ == version("luma-async")
+    assert luma_async.__version__.count(".") >= 2
