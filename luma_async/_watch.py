@@ -149,8 +149,7 @@ class _Watch:
                 first=first,
             ):
                 self.latest = change
-                for subscriber in list(self.subscribers):
-                    subscriber._push(change)  # noqa: SLF001
+                self._broadcast(change)
         except asyncio.CancelledError:
             if self.closing:
                 error = SessionClosedError(
@@ -163,6 +162,12 @@ class _Watch:
             self.hub._ended(self)  # noqa: SLF001
             for subscriber in list(self.subscribers):
                 subscriber._finish(self.task_id, error)  # noqa: SLF001
+
+    def _broadcast(self, change: StateChange) -> None:
+        # A method, not a loop in _run: a loop variable in the long-lived coroutine frame
+        # would keep the last subscriber alive after its owner dropped it.
+        for subscriber in list(self.subscribers):
+            subscriber._push(change)  # noqa: SLF001
 
     def add(self, subscriber: Subscription) -> None:
         self.subscribers.add(subscriber)

@@ -617,3 +617,16 @@ async def test_the_token_never_reaches_logs_or_errors(
 def test_version_comes_from_the_installed_metadata() -> None:
     assert luma_async.__version__ == version("luma-async")
     assert luma_async.__version__.count(".") >= 2
+
+
+@pytest.mark.asyncio
+async def test_breaking_out_without_closing_stops_the_poller(luma: LumaSession) -> None:
+    task = await luma.generate("a fox")
+    async for change in luma.poll(task.id):
+        assert change.state == "pending"
+        break
+    for _ in range(3):
+        await asyncio.sleep(0)
+    # The dropped iterator unsubscribed itself: no watch is left polling for nobody.
+    assert luma._hub.watched == []
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("luma-watch")]
