@@ -42,6 +42,8 @@ class Batch:
     """The running batch: iterate it for results; ``in_flight`` says what is still out there.
 
     Use it as ``async for result in batch`` (optionally inside ``async with batch:``).
+
+    Returned by :meth:`LumaSession.extend_many`; not created directly.
     """
 
     def __init__(
@@ -78,7 +80,7 @@ class Batch:
         self.ended: set[str] = set()
         #: requests whose submission was cut off by cancellation: they may or may not exist.
         self.uncertain: list[ExtendRequest] = []
-        self._submitting: set[ExtendRequest] = set()
+        self._submitting: list[ExtendRequest] = []  # a list: a bad item may be unhashable
         self._running = 0
         self.peak_running = 0
         self._results = self._run()
@@ -135,7 +137,7 @@ class Batch:
         if task_id is None:
             if journal is not None and key is not None:
                 journal.submitting(key, request)  # on disk before the POST leaves
-            self._submitting.add(request)
+            self._submitting.append(request)
             try:
                 first = await self._submit(request)
             except SubmissionUncertainError as exc:
@@ -151,7 +153,7 @@ class Batch:
                 self.uncertain.append(request)
                 raise
             finally:
-                self._submitting.discard(request)
+                self._submitting.remove(request)
             task_id = first.id
             if journal is not None and key is not None:
                 journal.submitted(key, first)

@@ -469,6 +469,14 @@ def _target(dest: Path | str, url: str, filename: str | None) -> Path:
     return path
 
 
+def check_dest(dest: object, url: str, filename: str | None) -> None:
+    """Refuse a ``dest`` that :func:`download` would refuse, before any request is sent."""
+    try:
+        _target(dest, url, filename)  # type: ignore[arg-type]
+    except InputError as exc:
+        raise InputError(f"dest: {exc}") from None
+
+
 def _fsync_directory(directory: Path) -> None:
     """Make the rename durable where the platform allows it (POSIX); harmless elsewhere."""
     with contextlib.suppress(OSError):

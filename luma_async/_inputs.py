@@ -68,6 +68,12 @@ def check_prompt(prompt: object) -> str:
     return prompt
 
 
+def check_bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{name} must be True or False, not {value!r}")
+    return value
+
+
 def _check_optional_bool(value: object, name: str) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise InputError(f"{name} must be True, False or None, not {value!r}")

@@ -61,7 +61,9 @@ def _image_fingerprint(value: object) -> object:
 
 def request_fingerprint(request: ExtendRequest) -> str:
     """A stable digest of what a request asks for (images by content or path)."""
-    canonical = json.dumps(_request_json(request), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(
+        _request_json(request), sort_keys=True, separators=(",", ":"), default=repr
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -90,10 +92,14 @@ class Journal:
         self.path = Path(path)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
+        except (sqlite3.Error, ValueError) as exc:  # ValueError: a NUL in the path
+            raise InputError(f"journal {path!r} cannot be opened as sqlite3: {exc}") from exc
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
+            self._db.close()  # not left open for the garbage collector
             raise InputError(f"journal {self.path} cannot be opened as sqlite3: {exc}") from exc
         self._seen: dict[str, int] = {}
 
@@ -149,7 +155,12 @@ class Journal:
             self._db.execute(
                 "INSERT INTO requests (key, request, state, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(key) DO NOTHING",
-                (key, json.dumps(_request_json(request)), state, columns["updated_at"]),
+                (
+                    key,
+                    json.dumps(_request_json(request), default=repr),
+                    state,
+                    columns["updated_at"],
+                ),
             )
         assignments = ", ".join(f"{name} = ?" for name in columns)
         self._db.execute(

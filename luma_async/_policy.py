@@ -36,6 +36,11 @@ def _not_negative(_: object, attribute: attrs.Attribute[float], value: float) ->
         raise InputError(f"{attribute.name} must be zero or a positive number, not {value!r}")
 
 
+def _bool(_: object, attribute: attrs.Attribute[bool], value: bool) -> None:
+    if not isinstance(value, bool):
+        raise InputError(f"{attribute.name} must be True or False, not {value!r}")
+
+
 def _optional_positive(
     instance: object, attribute: attrs.Attribute[float], value: float | None
 ) -> None:
@@ -60,7 +65,7 @@ class PollPolicy:
     backoff: float = attrs.field(default=1.5, validator=_positive)
     jitter: float = attrs.field(default=0.5, validator=_not_negative)
     timeout: float | None = attrs.field(default=900.0, validator=_optional_positive)
-    use_estimate: bool = attrs.field(default=True, kw_only=True)
+    use_estimate: bool = attrs.field(default=True, kw_only=True, validator=_bool)
     pending_factor: float = attrs.field(default=1.5, kw_only=True, validator=_positive)
 
     def __attrs_post_init__(self) -> None:

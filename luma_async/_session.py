@@ -80,9 +80,10 @@ class LumaSession:
             raise InputError(
                 "no API key: pass api_key=... or set the LUMA_API_KEY environment variable"
             )
-        if any(c.isspace() or ord(c) < 32 for c in key.strip()) or key != key.strip():
+        if not (key.isascii() and key.isprintable()) or " " in key:
             raise InputError(
-                "the API key contains whitespace or control characters; check how it was copied"
+                "the API key contains whitespace, control or non-ASCII characters; "
+                "check how it was copied"
             )
         url = (
             base_url
@@ -106,6 +107,26 @@ class LumaSession:
         ):
             if value is not None and not isinstance(value, cls):
                 raise InputError(f"{name} must be a {cls.__name__}, not {type(value).__name__}")
+        if (
+            isinstance(max_image_bytes, bool)
+            or not isinstance(max_image_bytes, int)
+            or max_image_bytes < 1
+        ):
+            raise InputError(
+                f"max_image_bytes must be a whole number of bytes of at least 1, "
+                f"not {max_image_bytes!r}"
+            )
+        _inputs.check_bool(allow_insecure_http, "allow_insecure_http")
+        if batch_refresh is not None:
+            _inputs.check_bool(batch_refresh, "batch_refresh")
+        if (
+            isinstance(batch_window, bool)
+            or not isinstance(batch_window, (int, float))
+            or not 0 <= batch_window <= 60
+        ):
+            raise InputError(
+                f"batch_window must be a number of seconds from 0 to 60, not {batch_window!r}"
+            )
         self.base_url = _inputs.check_base_url(url, allow_insecure=allow_insecure_http)
         self.retry = retry or RetryPolicy()
         self.poll_policy = poll or PollPolicy()
@@ -294,11 +315,15 @@ class LumaSession:
         when complete and of the announced length.
         """
         url = video_url_of(task_or_video)  # a task must be finished, before any request
+        _inputs.check_bool(watermark, "watermark")
+        if progress is not None and not callable(progress):
+            raise InputError(f"progress must be callable, not {type(progress).__name__}")
+        name = f"{task_or_video.id}.mp4" if isinstance(task_or_video, Task) else None
+        _download.check_dest(dest, url, name)  # before the link request below
         if not watermark:
             if not isinstance(task_or_video, Task):
                 raise InputError("watermark=False needs the Task: that link is asked by task id")
             url = await self.download_video_url(task_or_video.id)
-        name = f"{task_or_video.id}.mp4" if isinstance(task_or_video, Task) else None
         client = await self._client()
         return await _download.download(
             client, url, dest, progress=progress, retry=self.retry, filename=name
@@ -307,6 +332,8 @@ class LumaSession:
     async def upload(self, image: ImageInput) -> UploadedFile:
         """Upload an image (URL, ``Path`` or ``bytes``); use ``.public_url`` in later requests."""
         value = _inputs.image_value(image, "image", max_bytes=self.max_image_bytes)
+        if value is None:
+            raise InputError("image is required: an http(s) URL, a pathlib.Path or bytes")
         data = await self._transport.request(
             "POST",
             "/luma/generations/file_upload",
@@ -330,6 +357,10 @@ class LumaSession:
         at once.  ``first`` is the task as ``extend``/``generate`` returned it (saves a GET).
         """
         _inputs.check_task_id(task_id)
+        if first is not None and not isinstance(first, Task):
+            raise InputError(
+                f"first must be the Task that generate/extend returned, not {type(first).__name__}"
+            )
         self._check_open()
         return self._hub.subscribe([task_id], self._policy(policy), first=first)
 
@@ -454,12 +485,23 @@ class LumaSession:
         """
         self._check_open()
         chosen = self._policy(policy)
+        _inputs.check_bool(fail_fast, "fail_fast")
+        _inputs.check_bool(watermark, "watermark")
+        if on_change is not None and not callable(on_change):
+            raise InputError(
+                "on_change must be a function or coroutine function, "
+                f"not {type(on_change).__name__}"
+            )
 
         async def follow(task_id: str, first: Task | None) -> Task:
             return await self.wait(task_id, policy=chosen, first=first, on_change=on_change)
 
         after: AfterFinish | None = None
         if download_to is not None:
+            if not isinstance(download_to, (str, os.PathLike)):
+                raise InputError(
+                    f"download_to must be a directory path, not {type(download_to).__name__}"
+                )
             folder = Path(download_to)
             if not folder.is_dir():
                 raise InputError(f"download_to {folder} is not an existing directory")
@@ -496,6 +538,7 @@ class LumaSession:
         """
         current = _inputs.check_task_id(task_id)
         steps = [_inputs.check_prompt(prompt) for prompt in _listed(prompts, "prompts")]
+        policy = self._policy(policy)  # checked before the first paid request
         for prompt in steps:
             request = ExtendRequest(current, prompt)
             submitted = await self.submit_extend(request)

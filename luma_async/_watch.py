@@ -52,6 +52,9 @@ class Subscription:
     after the change that brings the video, raise :class:`TaskFailedError` after yielding
     ``failed``, and raise :class:`PollTimeoutError` at their own deadline. Merged ones
     (``watch_many``) yield failures and go on, and end when every task has ended.
+
+    Returned by :meth:`LumaSession.poll` and :meth:`LumaSession.watch_many`; not created
+    directly.
     """
 
     def __init__(
@@ -186,6 +189,8 @@ class Listener:
 
     ``await listener`` (or ``await listener.wait()``) gives the finished task, or raises what
     following it raised; ``cancel()`` stops it.
+
+    Returned by :meth:`LumaSession.subscribe`; not created directly.
     """
 
     def __init__(self, task: asyncio.Task[Task | None]) -> None:

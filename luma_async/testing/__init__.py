@@ -6,9 +6,25 @@ from collections.abc import Generator
 from contextlib import contextmanager
 
 from luma_async._clock import VirtualClock, set_clock
-from luma_async.testing._emulator import LumaEmulator
+from luma_async.testing._emulator import (
+    CallbackDelivery,
+    EmulatedTask,
+    EmulatorThread,
+    Fault,
+    LumaEmulator,
+    RecordedRequest,
+)
 
-__all__ = ["LumaEmulator", "VirtualClock", "virtual_time"]
+__all__ = [
+    "CallbackDelivery",
+    "EmulatedTask",
+    "EmulatorThread",
+    "Fault",
+    "LumaEmulator",
+    "RecordedRequest",
+    "VirtualClock",
+    "virtual_time",
+]
 
 
 @contextmanager

@@ -297,7 +297,8 @@ class LumaEmulator:
     ``batch_endpoint``
         serve ``POST /luma/tasks`` (else it answers 404, as most deployments do).
     ``estimate_wait``
-        fill ``estimate_wait_seconds`` with the emulated seconds left (else ``null``).
+        fill ``estimate_wait_seconds`` with the seconds left, as the client's clock counts
+        them (emulated seconds times ``time_scale``; else ``null``).
     ``link_delay_polls``
         the first N reads (GETs, or the batch query) of a completed task show ``completed``
         with ``video: null``, and ``download_video_url`` answers 400 meanwhile; callbacks
@@ -706,7 +707,8 @@ class LumaEmulator:
         estimate: float | None = None
         if self.estimate_wait and state not in _FINAL:
             total = task.pending_seconds + task.processing_seconds
-            estimate = round(max(total - elapsed, 0.0), 3)
+            # Real seconds, as a client experiences them: the emulated rest times the scale.
+            estimate = round(max(total - elapsed, 0.0) * self.time_scale, 3)
         failure = (task.fail_reason or "failed") if state == "failed" else None
         video: dict[str, Any] | None = None
         if self.task_shape == "classic":
@@ -814,7 +816,7 @@ class LumaEmulator:
                 raw = body.encode() if isinstance(body, str) else body
                 try:
                     json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):
                     kind = "text/plain"
                 else:
                     kind = "application/json"
