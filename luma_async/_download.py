@@ -45,6 +45,7 @@ from luma_async._errors import (
     error_from_response,
 )
 from luma_async._http import is_transient, server_hint
+from luma_async._inputs import check_http_url
 from luma_async._models import Task, Video
 from luma_async._policy import RetryPolicy
 
@@ -446,6 +447,7 @@ def _check_url(url: object) -> None:
     if parsed.scheme not in ("http", "https") or not parsed.host:
         kind = f"{parsed.scheme}: link" if parsed.scheme else "relative link"
         raise InputError(f"a video URL must be an http(s) link with a host, not a {kind}")
+    check_http_url(url, "the video URL")  # no whitespace, a valid port: as for every URL
 
 
 def _display(url: str | URL) -> str:
