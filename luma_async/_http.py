@@ -133,11 +133,11 @@ class Transport:
                     timeout=self._timeout,
                     allow_redirects=False,
                 ) as response:
-                    raw = await response.content.read(_MAX_BODY + 1)
+                    raw = await _read_capped(response)
                     if self._secret in raw:
                         raw = raw.replace(self._secret, b"***")
                     status, headers = response.status, response.headers
-            except (aiohttp.ClientConnectorError, _connect_timeout_types()) as exc:
+            except (aiohttp.ClientConnectorError, _CONNECT_TIMEOUT) as exc:
                 raise TransportError(
                     f"{method} {path}: could not connect to {self.base_url}: {_why(exc)}",
                     method=method,
@@ -278,11 +278,28 @@ def _why(exc: BaseException) -> str:
     return text if len(text) < 200 else text[:197] + "..."
 
 
-def _connect_timeout_types() -> type[BaseException]:
-    found: type[BaseException] = getattr(
-        aiohttp, "ConnectionTimeoutError", aiohttp.ClientConnectorError
-    )
-    return found
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, or its first ``_MAX_BODY + 1`` bytes when it is larger than that.
+
+    ``content.read(n)`` alone would return whatever part has arrived so far.
+    """
+    length = response.content_length
+    if length is not None and length <= _MAX_BODY:
+        return await response.read()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > _MAX_BODY:
+            break
+    return b"".join(chunks)
+
+
+#: A connect-phase timeout: the request never left (aiohttp >= 3.10 tells it apart).
+_CONNECT_TIMEOUT: type[BaseException] = getattr(
+    aiohttp, "ConnectionTimeoutError", aiohttp.ClientConnectorError
+)
 
 
 def _log_retry(method: str, path: str) -> Callable[[tenacity.RetryCallState], None]:

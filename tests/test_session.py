@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 import luma_async
 from luma_async import (
@@ -630,3 +632,37 @@ async def test_breaking_out_without_closing_stops_the_poller(luma: LumaSession) 
     # The dropped iterator unsubscribed itself: no watch is left polling for nobody.
     assert luma._hub.watched == []
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("luma-watch")]
+
+
+@pytest.mark.parametrize("with_length", [True, False])
+@pytest.mark.asyncio
+async def test_an_answer_arriving_in_pieces_is_read_whole(with_length: bool) -> None:
+    padding = "x" * 300_000
+    body = json.dumps({"id": "t-1", "state": "pending", "notes": padding}).encode()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if with_length:
+            response.content_length = len(body)
+        else:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(body), 20_000):
+            await response.write(body[start : start + 20_000])
+            await asyncio.sleep(0.001)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/luma/generations/{task_id}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with LumaSession("key", base_url=f"http://127.0.0.1:{port}") as luma:
+            task = await luma.get("t-1")
+    finally:
+        await runner.cleanup()
+    assert task.extra["notes"] == padding
