@@ -8,8 +8,6 @@ pollers spreads out evenly instead of stampeding.  A 429 anywhere pauses everyon
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
 
 from luma_async import _clock
 from luma_async._policy import RequestBudget
@@ -17,6 +15,25 @@ from luma_async._policy import RequestBudget
 __all__ = ["Budget"]
 
 _MIN_FACTOR = 1 / 32
+
+
+class _Slot:
+    """The async context manager of :meth:`Budget.slot`.
+
+    A class, not ``@asynccontextmanager``: every request passes through it, and thousands
+    may wait in it at once, so it allocates nothing per use.
+    """
+
+    __slots__ = ("_budget",)
+
+    def __init__(self, budget: Budget) -> None:
+        self._budget = budget
+
+    async def __aenter__(self) -> None:
+        await self._budget._enter()  # noqa: SLF001
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._budget._exit()  # noqa: SLF001
 
 
 class Budget:
@@ -29,6 +46,7 @@ class Budget:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.throttled = 0  # 429s seen
+        self._slot = _Slot(self)
 
     @property
     def rate(self) -> float | None:
@@ -57,23 +75,24 @@ class Budget:
             if self._paused_until <= _clock.monotonic():
                 return
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncGenerator[None, None]:
+    def slot(self) -> _Slot:
+        """``async with budget.slot():`` around one request (one shared, stateless object)."""
+        return self._slot
+
+    async def _enter(self) -> None:
         await self._admit()
         limit = self.policy.max_connections
         if limit is not None and self._semaphore is None:
             self._semaphore = asyncio.Semaphore(limit)
-        semaphore = self._semaphore
-        if semaphore is not None:
-            await semaphore.acquire()
+        if self._semaphore is not None:
+            await self._semaphore.acquire()
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            if semaphore is not None:
-                semaphore.release()
+
+    def _exit(self) -> None:
+        self.in_flight -= 1
+        if self._semaphore is not None:
+            self._semaphore.release()
 
     def succeeded(self) -> None:
         if self._factor < 1.0:

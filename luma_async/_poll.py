@@ -72,6 +72,12 @@ def _unfinished(task: Task | None) -> bool:
     return task is None or not task.is_terminal
 
 
+#: Poll again after a transient error or an unfinished task (stateless: shared by all).
+_GO_ON = tenacity.retry_if_exception(is_transient) | tenacity.retry_if_result(_unfinished)
+#: Names the polls in tenacity's call state; holds no state of any poll.
+_NAMED = tenacity.AsyncRetrying(retry=_GO_ON)
+
+
 async def follow(
     fetch: Callable[[], Awaitable[Task]],
     task_id: str,
@@ -118,35 +124,41 @@ async def follow(
         if first.is_finished:
             return
 
-    async def sleep(seconds: float) -> None:
-        await _clock.sleep(seconds, wakeup)
-
-    retrying = tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_exception(is_transient) | tenacity.retry_if_result(_unfinished),
-        wait=_PollWait(policy, lambda: last, end),
-        stop=_Stop(end),
-        sleep=sleep,
-    )
+    # tenacity decides: its retry strategy (poll on after a transient error or an unfinished
+    # task), its wait strategy (_PollWait), its stop strategy (the deadline), its call state.
+    # The loop around them is spelled out instead of AsyncRetrying's iterator because a
+    # watch lives for minutes and thousands run at once: AsyncRetrying keeps thread-local
+    # run state and per-attempt bookkeeping that cost about a kilobyte and most of the CPU
+    # of a poll (see docs/performance.md), none of which one coroutine needs.
+    wait = _PollWait(policy, lambda: last, end)
+    stop = _Stop(end)
+    state = tenacity.RetryCallState(_NAMED, None, (), {})
     if first is not None:  # the submission's answer counts as the first poll
-        await sleep(min(next_wait(policy, 1, first, None), _remaining(end)))
-    try:
-        async for attempt in retrying:
-            with attempt:
-                polls += 1
-                task = await fetch()
-            if attempt.retry_state.outcome is not None and attempt.retry_state.outcome.failed:
-                error = attempt.retry_state.outcome.exception()
-                log.debug("task %s: poll %d failed: %s", task_id, polls, error)
-                continue
-            attempt.retry_state.set_result(task)
+        await _clock.sleep(min(next_wait(policy, 1, first, None), _remaining(end)), wakeup)
+    while True:
+        polls += 1
+        error: Exception | None = None
+        try:
+            task = await fetch()
+        except Exception as exc:  # noqa: BLE001 - judged by the retry strategy below
+            error = exc
+            state.set_exception((type(exc), exc, exc.__traceback__))
+            log.debug("task %s: poll %d failed: %s", task_id, polls, exc)
+        else:
+            state.set_result(task)
             item = change(task)
             if item is not None:
                 yield item
             if task.is_failed:
                 raise TaskFailedError(task)
-    except tenacity.RetryError as exc:
-        cause = exc.last_attempt.exception() if exc.last_attempt.failed else None
-        raise PollTimeoutError(task_id, last, _clock.monotonic() - started) from cause
+        if not _GO_ON(state):
+            if error is not None:
+                raise error  # not transient: retrying cannot fix it
+            return  # the video exists
+        if stop(state):
+            raise PollTimeoutError(task_id, last, _clock.monotonic() - started) from error
+        await _clock.sleep(wait(state), wakeup)
+        state.prepare_for_next_attempt()
 
 
 def _remaining(end: float | None) -> float:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +64,7 @@ class Subscription:
         self._task_ids = list(dict.fromkeys(task_ids))
         self._open = set(self._task_ids)
         self._merged = merged
-        self._items: deque[StateChange] = deque()
+        self._items: list[StateChange] = []  # a few at most; lighter than a deque
         self._error: BaseException | None = None
         self._wakeup = _clock.Wakeup()
         self._closed = False
@@ -77,7 +77,7 @@ class Subscription:
     async def __anext__(self) -> StateChange:
         while True:
             if self._items:
-                return self._items.popleft()
+                return self._items.pop(0)
             if self._error is not None:
                 error, self._error = self._error, None
                 self.close()
@@ -128,15 +128,22 @@ class Subscription:
         self._wakeup.wake()
 
 
+@functools.lru_cache(maxsize=64)
+def _without_deadline(policy: PollPolicy) -> PollPolicy:
+    return attrs.evolve(policy, timeout=None)
+
+
 class _Watch:
     def __init__(self, hub: Hub, task_id: str, policy: PollPolicy, first: Task | None) -> None:
         self.hub = hub
         self.task_id = task_id
         self.latest: StateChange | None = None
         self.wakeup = _clock.Wakeup()
-        self.subscribers: weakref.WeakSet[Subscription] = weakref.WeakSet()
+        # Weak references: a subscription its owner dropped must be collectable (its
+        # __del__ then leaves).  A plain list of refs costs far less than a WeakSet.
+        self._subscribers: list[weakref.ref[Subscription]] = []
         self.closing = False
-        forever = attrs.evolve(policy, timeout=None)  # each subscriber keeps its own deadline
+        forever = _without_deadline(policy)  # each subscriber keeps its own deadline
         self.runner = asyncio.get_running_loop().create_task(
             self._run(forever, first), name=f"luma-watch-{task_id}"
         )
@@ -163,23 +170,34 @@ class _Watch:
             error = exc
         finally:
             self.hub._ended(self)  # noqa: SLF001
-            for subscriber in list(self.subscribers):
-                subscriber._finish(self.task_id, error)  # noqa: SLF001
+            self._finish_all(error)
 
     def _broadcast(self, change: StateChange) -> None:
         # A method, not a loop in _run: a loop variable in the long-lived coroutine frame
         # would keep the last subscriber alive after its owner dropped it.
-        for subscriber in list(self.subscribers):
+        for subscriber in self.subscribers:
             subscriber._push(change)  # noqa: SLF001
 
+    def _finish_all(self, error: BaseException | None) -> None:
+        for subscriber in self.subscribers:
+            subscriber._finish(self.task_id, error)  # noqa: SLF001
+
+    @property
+    def subscribers(self) -> list[Subscription]:
+        """The live subscribers, as strong references for the moment of use."""
+        alive = [subscriber for ref in self._subscribers if (subscriber := ref()) is not None]
+        if len(alive) != len(self._subscribers):
+            self._subscribers = [weakref.ref(subscriber) for subscriber in alive]
+        return alive
+
     def add(self, subscriber: Subscription) -> None:
-        self.subscribers.add(subscriber)
+        self._subscribers.append(weakref.ref(subscriber))
         if self.latest is not None:
             subscriber._push(self.latest)  # noqa: SLF001
 
     def remove(self, subscriber: Subscription) -> None:
-        self.subscribers.discard(subscriber)
-        if not self.subscribers and not self.runner.done():
+        self._subscribers = [ref for ref in self._subscribers if ref() not in (None, subscriber)]
+        if not self._subscribers and not self.runner.done():
             self.runner.cancel()
             self.hub._ended(self)  # noqa: SLF001
 
