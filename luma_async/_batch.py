@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from luma_async._errors import InputError, LumaError, SubmissionUncertainError, TaskFailedError
+from luma_async._journal import Journal
 from luma_async._models import BatchResult, ExtendRequest, Task
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from luma_async._journal import Journal, JournalEntry
+    from luma_async._journal import JournalEntry
 
 __all__ = ["Batch"]
 
@@ -55,8 +57,7 @@ class Batch:
         concurrency: int,
         fail_fast: bool = False,
         after: AfterFinish | None = None,
-        journal: Journal | None = None,
-        own_journal: bool = False,
+        journal: Journal | str | Path | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InputError(
@@ -70,8 +71,10 @@ class Batch:
         self._submit = submit
         self._follow = follow
         self._after = after
-        self.journal = journal
-        self._own_journal = own_journal
+        # A journal given by path is opened when the batch starts and closed when it ends,
+        # so a batch that is never iterated leaves no database open.
+        self.journal = journal if isinstance(journal, Journal) else None
+        self._journal_path = None if journal is None or isinstance(journal, Journal) else journal
         self.concurrency = concurrency
         self.fail_fast = fail_fast
         #: task id -> request, for every request the service accepted.
@@ -204,6 +207,8 @@ class Batch:
 
     async def _run(self) -> AsyncGenerator[BatchResult, None]:
         results: asyncio.Queue[BatchResult | _Crash | None] = asyncio.Queue()
+        if self._journal_path is not None:
+            self.journal = Journal(self._journal_path)
         if self.journal is not None:
             self.journal.start_batch()
         source = self._requests_iter()
@@ -260,7 +265,7 @@ class Batch:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             await source.aclose()
-            if self._own_journal and self.journal is not None:
+            if self._journal_path is not None and self.journal is not None:
                 self.journal.close()
             if self.uncertain:
                 log.warning(

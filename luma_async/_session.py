@@ -513,10 +513,8 @@ class LumaSession:
 
             after = download_result
 
-        own_journal = journal is not None and not isinstance(journal, Journal)
         if journal is not None and not isinstance(journal, Journal):
-            journal = Journal(journal)
-
+            Journal(journal).close()  # a bad path is an InputError now; the batch opens it
         return Batch(
             requests,
             submit=self.submit_extend,
@@ -524,7 +522,6 @@ class LumaSession:
             concurrency=concurrency,
             fail_fast=fail_fast,
             journal=journal,
-            own_journal=own_journal,
             after=after,
         )
 

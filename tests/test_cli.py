@@ -266,19 +266,29 @@ def test_ctrl_c_lists_the_submitted_tasks(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
-        while len(emu.created) < 4 and time.monotonic() < deadline:
+        # Interrupt once some submissions have been answered and are being followed.
+        while time.monotonic() < deadline and not (
+            len(emu.created) >= 4 and emu.count("get") + emu.count("tasks") >= 1
+        ):
             time.sleep(0.01)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=30)
         created = set(emu.created) - {parent}
+        prompt_of = {task_id: emu.tasks[task_id].prompt for task_id in created}
     assert proc.returncode == EXIT_CODES["interrupted"]
     text = err.decode()
     assert "still running" in text
-    listed = {
+    running = {
         line.split()[0] for line in text.splitlines() if line.startswith("  ") and "extends" in line
     }
-    assert listed
-    assert listed <= created
+    cut_off = {line.strip().strip("'") for line in text.splitlines() if line.startswith("  '")}
+    finished = {json.loads(line)["task_id"] for line in out.decode().splitlines()}
+    assert running
+    assert running <= created
+    # Every paid task is accounted for: its result was printed, it is listed as still
+    # running, or its request is listed as cut off while being submitted.
+    for task_id in created:
+        assert task_id in finished | running or prompt_of[task_id] in cut_off, task_id
 
 
 def test_emulator_command_serves_until_interrupted() -> None:
