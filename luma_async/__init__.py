@@ -12,10 +12,9 @@ Import everything from here; the ``_``-modules are private.
 
 from __future__ import annotations
 
-from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
 
 from luma_async._batch import Batch
-from luma_async._callbacks import CallbackReceiver
 from luma_async._download import DownloadError, ProgressCallback
 from luma_async._errors import (
     APIError,
@@ -49,7 +48,25 @@ from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
 from luma_async._session import DEFAULT_BASE_URL, LumaSession
 from luma_async._watch import Listener, SessionClosedError, Subscription
 
-__version__ = _version("luma-async")
+if TYPE_CHECKING:
+    from luma_async._callbacks import CallbackReceiver
+
+    __version__: str
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use, to keep ``import luma_async`` light: the callback receiver needs
+    # aiohttp's server half, and reading the installed metadata costs tens of milliseconds.
+    if name == "__version__":
+        from importlib.metadata import version  # noqa: PLC0415
+
+        return version("luma-async")
+    if name == "CallbackReceiver":
+        from luma_async._callbacks import CallbackReceiver  # noqa: PLC0415
+
+        return CallbackReceiver
+    raise AttributeError(f"module 'luma_async' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -80,7 +80,8 @@ class Budget:
         return self._slot
 
     async def _enter(self) -> None:
-        await self._admit()
+        if self.policy.max_rate is not None or self._paused_until > _clock.monotonic():
+            await self._admit()  # else nothing to wait for: the common case costs no await
         limit = self.policy.max_connections
         if limit is not None and self._semaphore is None:
             self._semaphore = asyncio.Semaphore(limit)

@@ -45,16 +45,10 @@ def parse_datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        # Python 3.10's fromisoformat takes only 0, 3 or 6 fraction digits.
-        head, dot, rest = text.partition(".")
-        if dot:
-            digits = len(rest) - len(rest.lstrip("0123456789"))
-            frac, tail = rest[:digits], rest[digits:]
-            text = f"{head}.{(frac + '000000')[:6]}{tail}"
-        parsed = datetime.fromisoformat(text)
+        try:  # Python 3.11+ reads Z, offsets and any fraction itself: the common case
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = _parse_iso_leniently(value)
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         seconds = value / 1000 if value > 1e11 else value  # epoch milliseconds or seconds
         try:
@@ -64,6 +58,20 @@ def parse_datetime(value: Any) -> datetime:
     else:
         raise TypeError(f"not a timestamp: {value!r}")
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
+def _parse_iso_leniently(value: str) -> datetime:
+    """What Python 3.10's fromisoformat refuses: Z, and fractions of other than 0/3/6 digits."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Python 3.10's fromisoformat takes only 0, 3 or 6 fraction digits.
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        frac, tail = rest[:digits], rest[digits:]
+        text = f"{head}.{(frac + '000000')[:6]}{tail}"
+    return datetime.fromisoformat(text)
 
 
 def make_luma_converter(*, strict: bool = False) -> JsonConverter:
@@ -202,6 +210,8 @@ def _task(conv: JsonConverter, raw: Any) -> Task:
 def _failure_reason(raw: Mapping[str, Any]) -> str | None:
     for key in _FAILURE_FIELDS:
         value = raw.get(key)
+        if value is None:
+            continue
         if _is_object(value):
             value = value.get("message") or value.get("reason") or value.get("detail")
         if value not in (None, "") and not isinstance(value, bool):  # "error": false is none

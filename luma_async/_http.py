@@ -122,7 +122,8 @@ class Transport:
         """One attempt. Raises TransportError with ``sent`` telling whether it may have landed."""
         client = await self._client()
         url = self.base_url + path
-        started = _clock.monotonic()
+        debug = log.isEnabledFor(logging.DEBUG)
+        started = _clock.monotonic() if debug else 0.0
         async with self.budget.slot():
             try:
                 async with client.request(
@@ -152,7 +153,8 @@ class Transport:
                     path=path,
                     sent=True,
                 ) from exc
-        log.debug("%s %s -> %s in %.3fs", method, path, status, _clock.monotonic() - started)
+        if debug:
+            log.debug("%s %s -> %s in %.3fs", method, path, status, _clock.monotonic() - started)
         if len(raw) > _MAX_BODY:
             raise APIError(
                 method=method,

@@ -7,10 +7,9 @@ import inspect
 import os
 import platform
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from importlib.metadata import version
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 import attrs
@@ -18,7 +17,6 @@ import attrs
 from luma_async import _download, _inputs
 from luma_async._batch import AfterFinish, Batch
 from luma_async._budget import Budget
-from luma_async._callbacks import CallbackReceiver
 from luma_async._convert import task_from_json, uploaded_from_json, url_from_json
 from luma_async._download import ProgressCallback, video_url_of
 from luma_async._errors import InputError
@@ -37,6 +35,9 @@ from luma_async._models import (
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
 from luma_async._watch import Hub, Listener, Subscription
 
+if TYPE_CHECKING:
+    from luma_async._callbacks import CallbackReceiver
+
 __all__ = ["DEFAULT_BASE_URL", "LumaSession"]
 
 _R = TypeVar("_R", GenerateRequest, ExtendRequest)
@@ -45,6 +46,8 @@ DEFAULT_BASE_URL = "https://api.gpt.ge"
 
 
 def _user_agent() -> str:
+    from importlib.metadata import version  # noqa: PLC0415 - only when a session is made
+
     return (
         f"luma-async/{version('luma-async')} aiohttp/{aiohttp.__version__} "
         f"Python/{platform.python_version()}"
@@ -443,6 +446,8 @@ class LumaSession:
         self._check_open()
         if self._callbacks is not None and self._callbacks.running:
             raise RuntimeError(f"callbacks are already being received: {self._callbacks!r}")
+        from luma_async._callbacks import CallbackReceiver  # noqa: PLC0415 - aiohttp.web, lazily
+
         receiver = CallbackReceiver(self, host=host, port=port, public_url=public_url)
         await receiver.start()
         self._callbacks = receiver
