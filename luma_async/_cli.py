@@ -136,21 +136,10 @@ def run_command(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except TaskFailedError as exc:
-        print(f"failed: {exc}", file=sys.stderr)
-        return EXIT_TASK_FAILED
-    except PollTimeoutError as exc:
-        print(f"timeout: {exc}", file=sys.stderr)
-        return EXIT_TIMEOUT
-    except SubmissionUncertainError as exc:
-        print(f"uncertain: {exc}", file=sys.stderr)
-        return EXIT_UNCERTAIN
     except LumaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_API
+        code = _exit_code_of(exc)
+        print(f"{_LABELS[code]}: {exc}", file=sys.stderr)
+        return code
 
 
 async def follow_task(
@@ -288,13 +277,25 @@ async def run_batch(
 def _exit_code_of(error: LumaError | None) -> int:
     if error is None:
         return EXIT_OK
-    if isinstance(error, SubmissionUncertainError):
-        return EXIT_UNCERTAIN
-    if isinstance(error, PollTimeoutError):
-        return EXIT_TIMEOUT
-    if isinstance(error, TaskFailedError):
-        return EXIT_TASK_FAILED
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code
     return EXIT_API
+
+
+_CODES: tuple[tuple[type[LumaError], int], ...] = (
+    (InputError, EXIT_USAGE),
+    (SubmissionUncertainError, EXIT_UNCERTAIN),
+    (PollTimeoutError, EXIT_TIMEOUT),
+    (TaskFailedError, EXIT_TASK_FAILED),
+)
+_LABELS = {
+    EXIT_USAGE: "error",
+    EXIT_UNCERTAIN: "uncertain",
+    EXIT_TIMEOUT: "timeout",
+    EXIT_TASK_FAILED: "failed",
+    EXIT_API: "error",
+}
 
 
 def _report_in_flight(in_flight: dict[str, ExtendRequest], uncertain: list[str]) -> None:
