@@ -112,7 +112,7 @@ def _format_datetime(value: datetime) -> str:
 def _is_object(value: object) -> TypeGuard[Mapping[str, Any]]:
     """Whether ``value`` is a decoded JSON object (its keys are strings, its values any JSON)."""
     # json.loads makes dicts: the exact-type test answers them without the slow ABC check.
-    return type(value) is dict or isinstance(value, Mapping)
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
 
 
 def _is_list(value: object) -> TypeGuard[list[Any]]:
