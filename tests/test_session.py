@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from pytest_socket import SocketConnectBlockedError
 
 import luma_async
 from luma_async import (
@@ -666,3 +667,12 @@ async def test_an_answer_arriving_in_pieces_is_read_whole(with_length: bool) -> 
     finally:
         await runner.cleanup()
     assert task.extra["notes"] == padding
+
+
+def test_the_suite_cannot_reach_past_loopback() -> None:
+    with (
+        socket.socket() as sock,
+        pytest.warns(UserWarning, match="192.0.2.1"),
+        pytest.raises(SocketConnectBlockedError),
+    ):
+        sock.connect(("192.0.2.1", 80))  # TEST-NET-1: never routable, and blocked anyway
