@@ -63,8 +63,8 @@ def server_hint(exc: BaseException | None) -> float | None:
 class _Deadline(tenacity.stop.stop_base):
     """Stop once ``seconds`` have passed on the library's clock (virtual time aware)."""
 
-    def __init__(self, seconds: float) -> None:
-        self._end = _clock.monotonic() + seconds
+    def __init__(self, seconds: float, *, started: float | None = None) -> None:
+        self._end = (_clock.monotonic() if started is None else started) + seconds
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
         return _clock.monotonic() >= self._end
@@ -205,15 +205,16 @@ class Transport:
         enters tenacity as its attempt 1 (replayed, not re-sent), so waits, stops and logs
         are those of a loop that ran from the start.
         """
-        retryable = _may_land_once if paid else is_transient
-        attempts = self.retry.attempts if retry else 1
-        deadline = _Deadline(self.retry.timeout)
+        started = _clock.monotonic()
         try:
             return await self._exchange(method, path, body)
         except Exception as exc:
+            retryable = _may_land_once if paid else is_transient
+            attempts = self.retry.attempts if retry else 1
             if attempts == 1 or not retryable(exc):
                 raise
             replay: list[BaseException] = [exc]
+        deadline = _Deadline(self.retry.timeout, started=started)
 
         async def attempt() -> tuple[int, Mapping[str, str], bytes]:
             if replay:

@@ -282,8 +282,9 @@ class LumaSession:
     async def get(self, task_id: str) -> Task:
         """The task as the service reports it now (retried on transient errors)."""
         _inputs.check_task_id(task_id)
-        data = await self._transport.get_json(f"/luma/generations/{task_id}", what=f"get {task_id}")
-        return task_from_json(data, what=f"get {task_id}")
+        what = f"get {task_id}"
+        data = await self._transport.get_json(f"/luma/generations/{task_id}", what=what)
+        return task_from_json(data, what=what)
 
     async def _fetch_once(self, task_id: str) -> Task:
         """One GET without retries: the poller does its own."""
