@@ -43,6 +43,7 @@ __all__ = ["DEFAULT_BASE_URL", "LumaSession"]
 _R = TypeVar("_R", GenerateRequest, ExtendRequest)
 
 DEFAULT_BASE_URL = "https://api.gpt.ge"
+_DEFAULT_CONNECTIONS = 100  # aiohttp's own default connector limit
 
 
 def _user_agent() -> str:
@@ -148,7 +149,13 @@ class LumaSession:
             budget=self.budget,
             client=self._client,
         )
-        self._hub = Hub(self._transport, self._fetch_once, batch=batch_refresh, window=batch_window)
+        self._hub = Hub(
+            self._transport,
+            self._fetch_once,
+            batch=batch_refresh,
+            window=batch_window,
+            connections=self.budget.policy.max_connections or _DEFAULT_CONNECTIONS,
+        )
         self._callbacks: CallbackReceiver | None = None
 
     def __repr__(self) -> str:
@@ -197,7 +204,9 @@ class LumaSession:
             raise RuntimeError("this LumaSession is closed; create a new one")
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.budget.policy.max_connections or 100),
+                connector=aiohttp.TCPConnector(
+                    limit=self.budget.policy.max_connections or _DEFAULT_CONNECTIONS
+                ),
                 raise_for_status=False,
             )
         return self._session

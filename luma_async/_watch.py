@@ -239,8 +239,13 @@ class Hub:
         batch: bool | None,
         window: float,
         max_batch: int = 50,
+        connections: int = 100,
     ) -> None:
         self._transport = transport
+        # Polls queue here for a free connection: thousands of waiting polls then cost a
+        # small frame each, not a whole HTTP call stack waiting deep in the transport.
+        self._connections = connections
+        self._gate: asyncio.Semaphore | None = None
         self._fetch_one = fetch_one
         self._watches: dict[str, _Watch] = {}
         self._listeners: set[asyncio.Task[Task | None]] = set()
@@ -338,7 +343,10 @@ class Hub:
     async def fetch(self, task_id: str) -> Task:
         """The task now: alone by GET, or folded into a batch refresh with other watches."""
         if self.batch_supported is False or len(self._watches) < 2:
-            return await self._fetch_one(task_id)
+            if self._gate is None:
+                self._gate = asyncio.Semaphore(self._connections)
+            async with self._gate:
+                return await self._fetch_one(task_id)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Task] = loop.create_future()
         if self._collecting is None:
