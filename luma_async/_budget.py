@@ -17,25 +17,6 @@ __all__ = ["Budget"]
 _MIN_FACTOR = 1 / 32
 
 
-class _Slot:
-    """The async context manager of :meth:`Budget.slot`.
-
-    A class, not ``@asynccontextmanager``: every request passes through it, and thousands
-    may wait in it at once, so it allocates nothing per use.
-    """
-
-    __slots__ = ("_budget",)
-
-    def __init__(self, budget: Budget) -> None:
-        self._budget = budget
-
-    async def __aenter__(self) -> None:
-        await self._budget._enter()  # noqa: SLF001
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._budget._exit()  # noqa: SLF001
-
-
 class Budget:
     def __init__(self, policy: RequestBudget | None = None) -> None:
         self.policy = policy or RequestBudget()
@@ -46,7 +27,6 @@ class Budget:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.throttled = 0  # 429s seen
-        self._slot = _Slot(self)
 
     @property
     def rate(self) -> float | None:
@@ -75,11 +55,15 @@ class Budget:
             if self._paused_until <= _clock.monotonic():
                 return
 
-    def slot(self) -> _Slot:
-        """``async with budget.slot():`` around one request (one shared, stateless object)."""
-        return self._slot
+    def slot(self) -> Budget:
+        """``async with budget.slot():`` around one request.
 
-    async def _enter(self) -> None:
+        The budget is its own context manager: every request passes through it and
+        thousands may wait in it at once, so it allocates nothing per use.
+        """
+        return self
+
+    async def __aenter__(self) -> None:
         if self.policy.max_rate is not None or self._paused_until > _clock.monotonic():
             await self._admit()  # else nothing to wait for: the common case costs no await
         limit = self.policy.max_connections
@@ -89,6 +73,9 @@ class Budget:
             await self._semaphore.acquire()
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._exit()
 
     def _exit(self) -> None:
         self.in_flight -= 1

@@ -116,10 +116,14 @@ class Transport:
             "User-Agent": user_agent,
         }
 
-    async def _send(
+    async def _exchange(
         self, method: str, path: str, body: Any
     ) -> tuple[int, Mapping[str, str], bytes]:
-        """One attempt. Raises TransportError with ``sent`` telling whether it may have landed."""
+        """One attempt: the answer of a 2xx, or the error of any other status.
+
+        A failure to talk raises TransportError with ``sent`` telling whether the request
+        may have landed.
+        """
         client = await self._client()
         url = self.base_url + path
         debug = log.isEnabledFor(logging.DEBUG)
@@ -163,6 +167,12 @@ class Transport:
                 detail=f"the answer is larger than {_MAX_BODY} bytes; refusing to read it",
                 headers=dict(headers),
             )
+        if status >= 300:
+            error = _error(method, path, status, headers, raw)
+            if isinstance(error, RateLimitError):  # the whole session slows down, not one caller
+                self.budget.slow_down(error.retry_after)
+            raise error
+        self.budget.succeeded()
         return status, headers, raw
 
     async def request(
@@ -231,18 +241,6 @@ class Transport:
         )
         answer: tuple[int, Mapping[str, str], bytes] = await retrying(attempt)
         return answer
-
-    async def _exchange(
-        self, method: str, path: str, body: Any
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        status, headers, raw = await self._send(method, path, body)
-        if status >= 300:
-            error = _error(method, path, status, headers, raw)
-            if isinstance(error, RateLimitError):  # the whole session slows down, not one caller
-                self.budget.slow_down(error.retry_after)
-            raise error
-        self.budget.succeeded()
-        return status, headers, raw
 
     async def get_json(self, path: str, *, what: str, retry: bool = True) -> Any:
         return await self.request("GET", path, what=what, retry=retry)
