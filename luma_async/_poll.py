@@ -1,6 +1,7 @@
-"""Following one task to its end: a tenacity loop that yields each change of state.
+"""Following one task to its end: a loop on tenacity's strategies that yields each change.
 
-The loop re-fetches the task with growing, jittered waits (:class:`PollPolicy`), waits for
+tenacity's retry, wait and stop strategies and its call state decide every step; the loop
+re-fetches the task with growing, jittered waits (:class:`PollPolicy`), waits for
 ``estimate_wait_seconds`` when the service gives it, rides through transient errors (honouring
 ``Retry-After``), and stops when the video exists, the task failed, or the deadline passed.
 A :class:`~luma_async._clock.Wakeup` (a callback, a new listener) cuts a wait short.
