@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeGuard
 
@@ -84,11 +84,13 @@ def make_luma_converter(*, strict: bool = False) -> JsonConverter:
     conv.register_structure_hook(datetime, lambda value, _: parse_datetime(value))
     conv.register_unstructure_hook(datetime, _format_datetime)
     structure_video = make_dict_structure_fn(Video, conv)
-    conv.register_structure_hook(
-        Video, lambda value, _: structure_video(_video_fields(value), Video)
-    )
+
+    def video(value: Any) -> Video:
+        return structure_video(_video_fields(value), Video)
+
+    conv.register_structure_hook(Video, lambda value, _: video(value))
     conv.register_unstructure_hook(Video, make_dict_unstructure_fn(Video, conv))
-    conv.register_structure_hook(Task, lambda value, _: _task(conv, value))
+    conv.register_structure_hook(Task, lambda value, _: _task(value, video))
     conv.register_unstructure_hook(Task, lambda task: _task_to_json(conv, task))
     conv.register_unstructure_hook(TaskState, lambda state: state.value)
     conv.register_unstructure_hook(
@@ -178,7 +180,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if _is_object(value) else {}
 
 
-def _task(conv: JsonConverter, raw: Any) -> Task:
+def _task(raw: Any, structure_video: Callable[[Any], Video]) -> Task:
     raw = _unwrap(raw)
     if not _is_object(raw):
         raise TypeError(f"a task must be a JSON object, not {type(raw).__name__}")
@@ -188,22 +190,19 @@ def _task(conv: JsonConverter, raw: Any) -> Task:
     state = raw.get("state")
     if not isinstance(state, str) or not state:
         raise TypeError(f"task {task_id} has no 'state'")
-    request = _mapping(raw.get("request"))
-    artifact = _mapping(raw.get("artifact"))
-
     prompt: Any = raw.get("prompt")
-    if not isinstance(prompt, str):
-        prompt = request.get("prompt")
+    if not isinstance(prompt, str):  # later deployments keep it under "request"
+        prompt = _mapping(raw.get("request")).get("prompt")
         prompt = prompt if isinstance(prompt, str) else ""
 
     video_raw: Any = raw.get("video")
     if _url_of(video_raw) is None:  # null, or an object still without its link
-        video_raw = artifact.get("video")
-    video = None
-    if isinstance(video_raw, str) and video_raw:
+        video_raw = _mapping(raw.get("artifact")).get("video")
+    if isinstance(video_raw, str) and video_raw:  # a bare link
         video_raw = {"url": video_raw}
+    video = None
     if _is_object(video_raw) and _url_of(video_raw) is not None:
-        video = conv.structure(video_raw, Video)
+        video = structure_video(video_raw)
 
     created = raw.get("created_at")
     estimate = raw.get("estimate_wait_seconds")

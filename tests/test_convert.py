@@ -618,3 +618,16 @@ def test_a_false_error_field_is_not_a_failure_reason() -> None:
     task = task_from_json({"id": "t", "state": "failed", "error": False, "fail_reason": "nsfw"})
     assert task.failure_reason == "nsfw"
     assert task_from_json({"id": "t", "state": "pending", "error": False}).failure_reason is None
+
+
+@pytest.mark.parametrize("where", ["top", "artifact"])
+def test_a_bare_video_link_is_a_video(where: str) -> None:
+    link = "https://cdn.example.com/v.mp4"
+    raw: dict[str, object] = {"id": "t", "state": "completed"}
+    if where == "top":
+        raw["video"] = link
+    else:
+        raw["artifact"] = {"video": link}
+    task = task_from_json(raw)
+    assert task.video is not None
+    assert task.video.url == link
