@@ -20,6 +20,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.preconf.json import JsonConverter, make_converter
 
 from luma_async._errors import DecodeError
+from luma_async._errors import is_json_list as _is_list
 from luma_async._models import StateChange, Task, TaskState, UploadedFile, Video
 
 __all__ = ["converter", "decode_json", "make_luma_converter", "task_from_json", "task_to_json"]
@@ -119,11 +120,6 @@ def _is_object(value: object) -> TypeGuard[Mapping[str, Any]]:
     """Whether ``value`` is a decoded JSON object (its keys are strings, its values any JSON)."""
     # json.loads makes dicts: the exact-type test answers them without the slow ABC check.
     return type(value) is dict or (value is not None and isinstance(value, Mapping))
-
-
-def _is_list(value: object) -> TypeGuard[list[Any]]:
-    """Whether ``value`` is a decoded JSON array."""
-    return isinstance(value, list)
 
 
 def _url_of(value: Any) -> str | None:

@@ -24,7 +24,6 @@ import contextlib
 import inspect
 import logging
 import os
-import random
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -44,7 +43,7 @@ from luma_async._errors import (
     decode_error_body,
     error_from_response,
 )
-from luma_async._http import is_transient, server_hint
+from luma_async._http import backoff, is_transient
 from luma_async._inputs import check_http_url
 from luma_async._models import Task, Video
 from luma_async._policy import RetryPolicy
@@ -278,12 +277,8 @@ class _Transfer:
         )
 
     def _wait(self, retry_state: tenacity.RetryCallState) -> float:
-        policy = self.policy
-        computed = min(policy.initial * 2.0 ** max(self.stalls - 1, 0), policy.max_wait)
-        computed += random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not crypto
         outcome = retry_state.outcome
-        hint = server_hint(outcome.exception() if outcome is not None else None)
-        return computed if hint is None else max(hint, min(computed, policy.initial))
+        return backoff(self.policy, self.stalls, outcome.exception() if outcome else None)
 
     def _before_sleep(self, retry_state: tenacity.RetryCallState) -> None:
         outcome = retry_state.outcome

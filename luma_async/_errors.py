@@ -49,6 +49,8 @@ __all__ = [
     "TaskFailedError",
     "TransportError",
     "error_from_response",
+    "header",
+    "is_json_list",
     "parse_retry_after",
 ]
 
@@ -235,14 +237,14 @@ def _is_dict(value: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict)
 
 
-def _is_list(value: object) -> TypeGuard[list[Any]]:
-    """Whether ``value`` is a decoded JSON array."""
+def is_json_list(value: object) -> TypeGuard[list[Any]]:
+    """Whether ``value`` is a decoded JSON array (typed for mypy and pyright)."""
     return isinstance(value, list)
 
 
 def _describe(body: Any) -> tuple[str | None, str | None]:
     """(detail, code) from any of the three error-body families, or (None, None)."""
-    if _is_list(body) and len(body) == 1:
+    if is_json_list(body) and len(body) == 1:
         body = body[0]
     if not _is_dict(body):
         return None, None
@@ -251,7 +253,7 @@ def _describe(body: Any) -> tuple[str | None, str | None]:
     if _is_dict(detail):
         code = detail.get("code", code)
         detail = detail.get("reason") or detail.get("message") or detail.get("msg")
-    elif _is_list(detail):  # FastAPI-style validation errors
+    elif is_json_list(detail):  # FastAPI-style validation errors
         detail = "; ".join(
             str(item.get("msg", item)) if _is_dict(item) else str(item) for item in detail
         )
@@ -314,12 +316,13 @@ def error_from_response(
     }
     if cls is RateLimitError:
         return RateLimitError(
-            retry_after=parse_retry_after(_header(headers, "Retry-After")), **kwargs
+            retry_after=parse_retry_after(header(headers, "Retry-After")), **kwargs
         )
     return cls(**kwargs)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value, whatever the case of its name (a plain dict of headers included)."""
     value = headers.get(name)
     if value is None:
         lowered = name.lower()

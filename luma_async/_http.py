@@ -30,11 +30,12 @@ from luma_async._errors import (
     TransportError,
     decode_error_body,
     error_from_response,
+    header,
     parse_retry_after,
 )
 from luma_async._policy import RetryPolicy
 
-__all__ = ["Transport", "is_transient"]
+__all__ = ["Transport", "backoff", "is_transient", "server_hint"]
 
 log = logging.getLogger("luma_async")
 T = TypeVar("T")
@@ -55,8 +56,7 @@ def server_hint(exc: BaseException | None) -> float | None:
     if isinstance(exc, RateLimitError):
         return exc.retry_after
     if isinstance(exc, APIError):
-        value = exc.headers.get("Retry-After") or exc.headers.get("retry-after")
-        return parse_retry_after(value)
+        return parse_retry_after(header(exc.headers, "Retry-After"))
     return None
 
 
@@ -77,13 +77,18 @@ class _Backoff(tenacity.wait.wait_base):
         self._policy = policy
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        policy = self._policy
-        exponent = max(retry_state.attempt_number - 1, 0)
-        computed = min(policy.initial * 2.0**exponent, policy.max_wait)
-        computed += random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not crypto
         outcome = retry_state.outcome
-        hint = server_hint(outcome.exception() if outcome is not None and outcome.failed else None)
-        return computed if hint is None else max(hint, min(computed, policy.initial))
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        return backoff(self._policy, retry_state.attempt_number, error)
+
+
+def backoff(policy: RetryPolicy, attempt: int, error: BaseException | None) -> float:
+    """Seconds to wait after failed ``attempt`` (1-based): exponential with jitter, and a
+    server's ``Retry-After`` on ``error`` wins when it is longer."""
+    computed = min(policy.initial * 2.0 ** max(attempt - 1, 0), policy.max_wait)
+    computed += random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not crypto
+    hint = server_hint(error)
+    return computed if hint is None else max(hint, min(computed, policy.initial))
 
 
 async def _sleep(seconds: float) -> None:
