@@ -1,12 +1,15 @@
-"""Every check of luma-async, one session each: ``nox -s tests lint typing``."""
+"""Every check of luma-async, one session each: ``nox -s tests lint typing docs``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
+from packaging.requirements import Requirement
 
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["tests", "lint", "typing"]
+nox.options.sessions = ["tests", "lint", "typing", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
@@ -37,6 +40,31 @@ def tests(session: nox.Session) -> None:
 def tests_all(session: nox.Session) -> None:
     """The suite on every supported Python that is installed."""
     _run_tests(session)
+
+
+@nox.session
+def tests_lowest(session: nox.Session) -> None:
+    """The suite with every dependency at the lowest version pyproject.toml declares.
+
+    The bounds in pyproject.toml are what this session proves: raise one only with a reason.
+    """
+    project = PYPROJECT["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["cli"]]
+    constraints = Path(session.create_tmp()) / "lowest.txt"
+    constraints.write_text("".join(f"{_lowest(line)}\n" for line in declared))
+    session.install("-c", str(constraints), *nox.project.dependency_groups(PYPROJECT, "tests"))
+    session.install("-c", str(constraints), "-e", ".[cli]")
+    session.run("python", "-m", "pip", "list")
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+def _lowest(requirement: str) -> str:
+    """``aiohttp>=3.10.11`` -> ``aiohttp==3.10.11``: the declared minimum, pinned."""
+    parsed = Requirement(requirement)
+    minimum = [spec.version for spec in parsed.specifier if spec.operator == ">="]
+    if len(minimum) != 1:
+        raise ValueError(f"{requirement!r} declares no single minimum version")
+    return f"{parsed.name}=={minimum[0]}"
 
 
 @nox.session
