@@ -145,7 +145,7 @@ class Batch:
                 first = await self._submit(request)
             except SubmissionUncertainError as exc:
                 if journal is not None and key is not None:
-                    journal.mark_uncertain(key, str(exc))
+                    journal.mark_uncertain(key, str(exc), task_id=exc.task_id)
                 return BatchResult(request, error=exc)
             except LumaError as exc:
                 if journal is not None and key is not None:
@@ -201,6 +201,7 @@ class Batch:
                 method="POST",
                 path=f"/luma/generations/{request.task_id}/extend",
                 request=request,
+                task_id=entry.task_id,
             )
             return BatchResult(request, error=error)
         return None  # submitted (follow it again) or rejected (send it again)

@@ -180,13 +180,30 @@ class SubmissionUncertainError(LumaError):
 
     luma-async never re-sends such a request: doing so could bill the job twice.  ``request``
     describes what was sent; ``method`` and ``path`` where.  The cause is chained.
+
+    ``status`` and ``answer`` are the status and raw body of the answer when the service did
+    answer (a 2xx whose body could not be read: the task may well exist), and ``task_id`` the
+    id of the task it may have created, when one could still be found in that answer.
     """
 
-    def __init__(self, message: str, *, method: str, path: str, request: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        request: Any,
+        status: int | None = None,
+        answer: bytes | None = None,
+        task_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
         self.request = request
+        self.status = status
+        self.answer = answer
+        self.task_id = task_id
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

@@ -10,8 +10,10 @@ A POST answered 5xx, or whose connection broke after it was sent, raises
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -23,6 +25,7 @@ from luma_async._budget import Budget
 from luma_async._convert import decode_json
 from luma_async._errors import (
     APIError,
+    DecodeError,
     LumaError,
     RateLimitError,
     ServerError,
@@ -164,7 +167,7 @@ class Transport:
                 ) from exc
         if debug:
             log.debug("%s %s -> %s in %.3fs", method, path, status, _clock.monotonic() - started)
-        if len(raw) > _MAX_BODY:
+        if status >= 300 and len(raw) > _MAX_BODY:
             raise APIError(
                 method=method,
                 path=path,
@@ -190,14 +193,18 @@ class Transport:
         paid: bool = False,
         request: Any = None,
         retry: bool = True,
+        decode: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """Send, retry as the rules allow, and return the decoded JSON of a 2xx answer.
+        """Send, retry as the rules allow, and return the decoded JSON of a 2xx answer
+        (passed through ``decode`` when given).
 
         ``paid`` marks a POST that creates something: it is never re-sent once it may have
-        reached the service.
+        reached the service, and a 2xx answer to it that cannot be read (not JSON, too large,
+        not the expected shape) raises :class:`SubmissionUncertainError`, not
+        :class:`DecodeError`: the service said yes, so the job may exist.
         """
         try:
-            answer = await self._attempts(method, path, body, paid=paid, retry=retry)
+            status, headers, raw = await self._attempts(method, path, body, paid=paid, retry=retry)
         except LumaError as exc:
             if paid and _maybe_landed(exc):
                 raise SubmissionUncertainError(
@@ -206,9 +213,35 @@ class Transport:
                     method=method,
                     path=path,
                     request=request,
+                    status=exc.status if isinstance(exc, APIError) else None,
                 ) from exc
             raise
-        return decode_json(answer[2], what=what)
+        if len(raw) > _MAX_BODY and not paid:
+            raise APIError(
+                method=method,
+                path=path,
+                status=status,
+                detail=f"the answer is larger than {_MAX_BODY} bytes; refusing to read it",
+                headers=dict(headers),
+            )
+        try:
+            return _decoded(raw, what=what, decode=decode)
+        except DecodeError as exc:
+            if not paid:
+                raise
+            task_id = _find_task_id(raw)
+            found = f" (it names task {task_id})" if task_id else ""
+            raise SubmissionUncertainError(
+                f"{what}: the service accepted the request ({status}) but its answer cannot be "
+                f"read{found}: {exc}. The request may have created a paid task; it was NOT "
+                "re-sent. Check your task list before submitting it again.",
+                method=method,
+                path=path,
+                request=request,
+                status=status,
+                answer=raw,
+                task_id=task_id,
+            ) from exc
 
     async def _attempts(
         self, method: str, path: str, body: Any, *, paid: bool, retry: bool
@@ -277,6 +310,34 @@ def _maybe_landed(exc: LumaError) -> bool:
     if isinstance(exc, TransportError):
         return exc.sent is not False
     return isinstance(exc, ServerError) or (isinstance(exc, APIError) and exc.status == 408)
+
+
+def _decoded(raw: bytes, *, what: str, decode: Callable[[Any], Any] | None) -> Any:
+    if len(raw) > _MAX_BODY:
+        raise DecodeError(f"{what}: the answer is larger than {_MAX_BODY} bytes")
+    data = decode_json(raw, what=what)
+    return data if decode is None else decode(data)
+
+
+_ID_FIELD = re.compile(rb'"(?:task_id|id)"\s*:\s*"([A-Za-z0-9_.:-]{1,128})"')
+_ID_VALUE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def _find_task_id(raw: bytes) -> str | None:
+    """The id of the task an unreadable answer names, when one can still be found in it."""
+    head = raw[: 256 * 1024]
+    try:
+        data: Any = json.loads(head)
+    except (ValueError, RecursionError):
+        data = None
+    while isinstance(data, dict):  # a task, or a gateway's {"code", "data": <task>}
+        for name in ("id", "task_id"):
+            value = data.get(name)
+            if isinstance(value, str) and _ID_VALUE.fullmatch(value):
+                return value
+        data = data.get("data")
+    match = _ID_FIELD.search(head)
+    return match.group(1).decode() if match else None
 
 
 def _why(exc: BaseException) -> str:

@@ -181,8 +181,12 @@ class Journal:
     def failed(self, key: str, task: Task) -> None:
         self._write(key, None, "failed", task_id=task.id, task=json.dumps(task_to_json(task)))
 
-    def mark_uncertain(self, key: str, error: str) -> None:
-        self._write(key, None, "uncertain", error=error)
+    def mark_uncertain(self, key: str, error: str, *, task_id: str | None = None) -> None:
+        """The request may have created a task (``task_id``, when its answer named one)."""
+        if task_id is None:
+            self._write(key, None, "uncertain", error=error)
+        else:
+            self._write(key, None, "uncertain", error=error, task_id=task_id)
 
     def rejected(self, key: str, error: str) -> None:
         """The service refused the request (nothing created): it may be sent again."""
