@@ -15,7 +15,7 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import tenacity
@@ -331,11 +331,12 @@ def _find_task_id(raw: bytes) -> str | None:
     except (ValueError, RecursionError):
         data = None
     while isinstance(data, dict):  # a task, or a gateway's {"code", "data": <task>}
+        fields = cast("dict[str, Any]", data)
         for name in ("id", "task_id"):
-            value = data.get(name)
+            value = fields.get(name)
             if isinstance(value, str) and _ID_VALUE.fullmatch(value):
                 return value
-        data = data.get("data")
+        data = fields.get("data")
     match = _ID_FIELD.search(head)
     return match.group(1).decode() if match else None
 

@@ -6,21 +6,30 @@ the servers are plain ``aiohttp.web`` apps (or raw asyncio servers) on 127.0.0.1
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 
 from luma_async import (
     ExtendRequest,
+    InputError,
     Journal,
     LumaSession,
+    PollPolicy,
     SubmissionUncertainError,
 )
-from luma_async.testing import VirtualClock
+from luma_async.testing import LumaEmulator, VirtualClock
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -100,3 +109,99 @@ async def test_unreadable_2xx_to_a_paid_post_is_uncertain_not_a_decode_error(
         assert {e.state for e in records.entries()} == {"uncertain"}
         if kind != "html":
             assert {e.task_id for e in records.entries()} == {"new-task-1"}
+
+
+# -- 2. two processes on one journal ---------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes")
+def test_two_processes_on_one_journal_never_post_a_request_twice(tmp_path: Path) -> None:
+    count = 12
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LUMA_TEST_SLOW_JOURNAL": "1"}
+    outcomes: list[tuple[int, bytes]] = []
+    with LumaEmulator.in_thread(time_scale=0.01) as emu:
+        parent = _complete_parent(emu)
+        for round_ in range(2):
+            journal = tmp_path / f"batch-{round_}.sqlite"
+            start_at = time.time() + 1.5  # both start their batch at once, imports done
+            argv = [sys.executable, "-m", "tests.batch_worker", emu.base_url, emu.api_key]
+            argv += [str(journal), parent, str(count), str(count), str(start_at)]
+            procs = [
+                subprocess.Popen(
+                    argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                )
+                for _ in range(2)
+            ]
+            for proc in procs:
+                _, err = proc.communicate(timeout=120)
+                outcomes.append((proc.returncode, err))
+        per_prompt = emu.creations_by_prompt()
+    # Two rounds, each with its own journal: each request was POSTed once per round.
+    assert {f"step {i}": 2 for i in range(count)} == {
+        p: n for p, n in per_prompt.items() if p != "root"
+    }
+    for returncode, err in outcomes:
+        # Either it ran (alone, or after the other finished), or it was told clearly why not.
+        assert returncode == 0 or b"is in use by another" in err, err.decode()
+    assert sum(code == 0 for code, _ in outcomes) >= 2
+
+
+def test_a_journal_in_use_is_refused_until_it_is_closed(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    in_use = f"in use by another batch \\(process {os.getpid()}\\)"
+    with Journal(path), pytest.raises(InputError, match=in_use):
+        Journal(path)
+    Journal(path).close()  # free again once closed
+
+
+def _complete_parent(emu: LumaEmulator) -> str:
+    async def make() -> str:
+        policy = PollPolicy(interval=0.01, max_interval=0.05, jitter=0.0, timeout=30)
+        async with LumaSession(emu.api_key, base_url=emu.base_url, poll=policy) as luma:
+            task = await luma.generate("root")
+            return (await luma.wait(task.id)).id
+
+    return asyncio.run(make())
+
+
+# -- 3. a journal that cannot be written -----------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_locked_journal_is_an_input_error_before_anything_is_sent(
+    emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    Journal(path).close()
+    other = sqlite3.connect(path, isolation_level=None)  # say, a DB browser mid-edit
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        async with LumaSession(emulator.api_key, base_url=emulator.base_url) as luma:
+            with pytest.raises(InputError, match="locked by another program"):
+                luma.extend_many([ExtendRequest("parent-1", "more")], journal=path)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert emulator.count("extend") == 0
+
+
+@pytest.mark.asyncio
+async def test_a_read_only_journal_is_an_input_error_before_anything_is_sent(
+    emulator: LumaEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.sqlite"
+    Journal(path).close()
+    path.chmod(0o444)
+    if os.geteuid() == 0:  # root writes anything; open it as sqlite does a file it may not write
+        connect = sqlite3.connect
+
+        def read_only(database: object, **kwargs: Any) -> sqlite3.Connection:
+            return connect(f"file:{database}?mode=ro", uri=True, **kwargs)
+
+        monkeypatch.setattr(sqlite3, "connect", read_only)
+    async with LumaSession(emulator.api_key, base_url=emulator.base_url) as luma:
+        with pytest.raises(InputError, match="cannot be written"):
+            luma.extend_many([ExtendRequest("parent-1", "more")], journal=path)
+    assert emulator.count("extend") == 0
