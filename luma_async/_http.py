@@ -349,19 +349,22 @@ def _why(exc: BaseException) -> str:
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     """The whole body, or its first ``_MAX_BODY + 1`` bytes when it is larger than that.
 
-    ``content.read(n)`` alone would return whatever part has arrived so far.
+    The cap bounds the *decoded* size: a compressed body is inflated while it streams and
+    reading stops at the cap, so a small gzip bomb cannot blow up memory.  Only a plain body
+    whose Content-Length is under the cap is read in one go.  (``content.read(n)`` alone would
+    return whatever part has arrived so far.)
     """
     length = response.content_length
-    if length is not None and length <= _MAX_BODY:
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if length is not None and length <= _MAX_BODY and encoding in ("", "identity"):
         return await response.read()
-    chunks: list[bytes] = []
-    size = 0
+    body = bytearray()
     async for chunk in response.content.iter_chunked(64 * 1024):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > _MAX_BODY:
+        body += chunk
+        if len(body) > _MAX_BODY:
+            del body[_MAX_BODY + 1 :]
             break
-    return b"".join(chunks)
+    return bytes(body)
 
 
 #: A connect-phase timeout: the request never left (aiohttp >= 3.10 tells it apart).

@@ -13,6 +13,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,11 +24,13 @@ import pytest
 from aiohttp import web
 
 from luma_async import (
+    APIError,
     ExtendRequest,
     InputError,
     Journal,
     LumaSession,
     PollPolicy,
+    RetryPolicy,
     SubmissionUncertainError,
 )
 from luma_async.testing import LumaEmulator, VirtualClock
@@ -205,3 +209,45 @@ async def test_a_read_only_journal_is_an_input_error_before_anything_is_sent(
         with pytest.raises(InputError, match="cannot be written"):
             luma.extend_many([ExtendRequest("parent-1", "more")], journal=path)
     assert emulator.count("extend") == 0
+
+
+# -- 8. compressed bodies are capped by their decoded size -----------------------------------
+
+_INFLATED = 96 * 1024 * 1024  # six times the cap, from about 100 KB on the wire
+
+
+def _gzip_bomb() -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
+    zeros = b"0" * (1024 * 1024)
+    parts = [packer.compress(b'{"id": "t-1", "notes": "')]
+    parts += [packer.compress(zeros) for _ in range(_INFLATED // len(zeros))]
+    return b"".join([*parts, packer.compress(b'"}'), packer.flush()])
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [200, 503])
+async def test_a_gzip_bomb_is_capped_while_it_inflates(status: int, vclock: VirtualClock) -> None:
+    bomb = _gzip_bomb()
+    assert len(bomb) < 1024 * 1024
+
+    async def get(request: web.Request) -> web.Response:
+        return web.Response(
+            status=status,
+            body=bomb,
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+
+    async with (
+        serve([("GET", "/luma/generations/{task_id}", get)]) as url,
+        LumaSession("sk-test-key", base_url=url, retry=RetryPolicy(attempts=1)) as luma,
+    ):
+        tracemalloc.start()
+        try:
+            with pytest.raises(APIError, match="larger than 16777216 bytes") as caught:
+                await luma.get("t-1")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert caught.value.status == status
+    # Inflating all of it would hold 96 MiB at once; stopping at the cap holds about 16 MiB.
+    assert peak < 40 * 1024 * 1024, peak
