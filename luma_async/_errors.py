@@ -85,7 +85,8 @@ class APIError(LumaError):
     """The service answered with an error status.
 
     ``detail`` is the service's own explanation, ``code`` its machine code when it gave one,
-    ``body`` the decoded JSON body (or the raw text when it was not JSON).
+    ``body`` the decoded JSON body (or the raw text when it was not JSON), ``retry_after`` the
+    wait in seconds its ``Retry-After`` asked for (capped at 300), if any.
     """
 
     def __init__(
@@ -98,10 +99,12 @@ class APIError(LumaError):
         code: str | None = None,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.method = method
         self.path = path
         self.status = status
+        self.retry_after = retry_after
         self.detail = detail
         self.code = code
         self.body = body
@@ -133,8 +136,7 @@ class RateLimitError(APIError):
     """429: too many requests. ``retry_after`` is the server's wait hint in seconds, if any."""
 
     def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(**kwargs)
+        super().__init__(retry_after=retry_after, **kwargs)
 
 
 class ServerError(APIError):
@@ -330,11 +332,8 @@ def error_from_response(
         "code": code,
         "body": body,
         "headers": headers,
+        "retry_after": parse_retry_after(header(headers, "Retry-After")),
     }
-    if cls is RateLimitError:
-        return RateLimitError(
-            retry_after=parse_retry_after(header(headers, "Retry-After")), **kwargs
-        )
     return cls(**kwargs)
 
 

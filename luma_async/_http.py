@@ -56,9 +56,9 @@ def is_transient(exc: BaseException) -> bool:
 
 def server_hint(exc: BaseException | None) -> float | None:
     """The wait the server asked for (``Retry-After``), when the error carries one."""
-    if isinstance(exc, RateLimitError):
-        return exc.retry_after
     if isinstance(exc, APIError):
+        if exc.retry_after is not None:
+            return exc.retry_after
         return parse_retry_after(header(exc.headers, "Retry-After"))
     return None
 
@@ -74,15 +74,28 @@ class _Deadline(tenacity.stop.stop_base):
 
 
 class _Backoff(tenacity.wait.wait_base):
-    """Exponential backoff with jitter; a server's ``Retry-After`` wins when it is longer."""
+    """Exponential backoff with jitter; a server's ``Retry-After`` wins when it is longer.
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    No wait ends past ``deadline``: a computed one is cut short; when the server asks for
+    longer than the time left, the error is raised at once (its ``retry_after`` says how
+    long the server asked for) instead of sleeping past the policy's timeout.
+    """
+
+    def __init__(self, policy: RetryPolicy, deadline: float) -> None:
         self._policy = policy
+        self._deadline = deadline
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None and outcome.failed else None
-        return backoff(self._policy, retry_state.attempt_number, error)
+        wait = backoff(self._policy, retry_state.attempt_number, error)
+        left = self._deadline - _clock.monotonic()
+        if wait <= left:
+            return wait
+        hint = server_hint(error)
+        if error is not None and hint is not None and hint > left:
+            raise error
+        return max(left, 0.0)
 
 
 def backoff(policy: RetryPolicy, attempt: int, error: BaseException | None) -> float:
@@ -125,13 +138,24 @@ class Transport:
         }
 
     async def _exchange(
-        self, method: str, path: str, body: Any
+        self, method: str, path: str, body: Any, deadline: float
     ) -> tuple[int, Mapping[str, str], bytes]:
         """One attempt: the answer of a 2xx, or the error of any other status.
 
         A failure to talk raises TransportError with ``sent`` telling whether the request
-        may have landed.
+        may have landed.  When the session is paused (a 429) until after ``deadline``, the
+        request is not sent and a RateLimitError says how long the pause lasts.
         """
+        paused = self.budget.paused_until - _clock.monotonic()
+        if paused > 0 and self.budget.paused_until > deadline:
+            raise RateLimitError(
+                method=method,
+                path=path,
+                status=429,
+                detail=f"not sent: the session is paused for another {paused:.1f}s because the "
+                "service answered 429, past this request's RetryPolicy.timeout",
+                retry_after=paused,
+            )
         client = await self._client()
         url = self.base_url + path
         debug = log.isEnabledFor(logging.DEBUG)
@@ -178,7 +202,8 @@ class Transport:
         if status >= 300:
             error = _error(method, path, status, headers, raw)
             if isinstance(error, RateLimitError):  # the whole session slows down, not one caller
-                self.budget.slow_down(error.retry_after)
+                hint = error.retry_after
+                self.budget.slow_down(None if hint is None else min(hint, self.retry.timeout))
             raise error
         self.budget.succeeded()
         return status, headers, raw
@@ -254,8 +279,9 @@ class Transport:
         are those of a loop that ran from the start.
         """
         started = _clock.monotonic()
+        end = started + self.retry.timeout
         try:
-            return await self._exchange(method, path, body)
+            return await self._exchange(method, path, body, end)
         except Exception as exc:
             retryable = _may_land_once if paid else is_transient
             attempts = self.retry.attempts if retry else 1
@@ -267,11 +293,11 @@ class Transport:
         async def attempt() -> tuple[int, Mapping[str, str], bytes]:
             if replay:
                 raise replay.pop()
-            return await self._exchange(method, path, body)
+            return await self._exchange(method, path, body, end)
 
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception(retryable),
-            wait=_Backoff(self.retry),
+            wait=_Backoff(self.retry, end),
             stop=tenacity.stop_after_attempt(attempts) | deadline,
             sleep=_sleep,
             reraise=True,

@@ -251,3 +251,60 @@ async def test_a_gzip_bomb_is_capped_while_it_inflates(status: int, vclock: Virt
     assert caught.value.status == status
     # Inflating all of it would hold 96 MiB at once; stopping at the cap holds about 16 MiB.
     assert peak < 40 * 1024 * 1024, peak
+
+
+# -- 7. RetryPolicy.timeout is a bound -------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_huge_retry_after_is_not_slept_past_the_timeout(
+    status: int, vclock: VirtualClock
+) -> None:
+    hits: list[str] = []
+
+    async def get(request: web.Request) -> web.Response:
+        hits.append(request.match_info["task_id"])
+        if request.match_info["task_id"] == "busy":
+            return web.json_response(
+                {"detail": "slow down"}, status=status, headers={"Retry-After": "1e8"}
+            )
+        return web.json_response(TASK)
+
+    retry = RetryPolicy(attempts=5, timeout=5.0)
+    async with (
+        serve([("GET", "/luma/generations/{task_id}", get)]) as url,
+        LumaSession("sk-test-key", base_url=url, retry=retry) as luma,
+    ):
+        started = vclock.monotonic()
+        with pytest.raises(APIError) as caught:
+            await luma.get("busy")
+        assert vclock.monotonic() - started < 1.0  # raised at once: waiting could not help
+        assert caught.value.status == status
+        assert caught.value.retry_after == 300.0  # what the server asked for (capped)
+        assert hits == ["busy"]
+        # A 429 pauses the whole session, but never past a request's own deadline.
+        started = vclock.monotonic()
+        task = await luma.get("new-task-1")
+        assert vclock.monotonic() - started <= retry.timeout + 1.0
+        assert task.id == "new-task-1"
+
+
+@pytest.mark.asyncio
+async def test_a_backoff_never_sleeps_past_the_deadline(vclock: VirtualClock) -> None:
+    hits: list[float] = []
+
+    async def get(request: web.Request) -> web.Response:
+        hits.append(vclock.monotonic())
+        return web.json_response({"detail": "down"}, status=503)
+
+    retry = RetryPolicy(attempts=10, initial=4.0, max_wait=60.0, timeout=10.0)
+    async with (
+        serve([("GET", "/luma/generations/{task_id}", get)]) as url,
+        LumaSession("sk-test-key", base_url=url, retry=retry) as luma,
+    ):
+        started = vclock.monotonic()
+        with pytest.raises(APIError):
+            await luma.get("t-1")
+        assert vclock.monotonic() - started <= retry.timeout + 0.5
+    assert len(hits) >= 2
