@@ -28,6 +28,7 @@ from luma_async._errors import (
     DecodeError,
     LumaError,
     RateLimitError,
+    Redactor,
     ServerError,
     SubmissionUncertainError,
     TransportError,
@@ -130,7 +131,7 @@ class Transport:
         self.budget = budget
         self._client = client
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 15.0))
-        self._secret = api_key.encode()  # redacted from every answer: servers may echo it
+        self._redact = Redactor(api_key)  # servers may echo the key: scrubbed from every exit
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Accept": "application/json",
@@ -170,9 +171,7 @@ class Transport:
                     timeout=self._timeout,
                     allow_redirects=False,
                 ) as response:
-                    raw = await _read_capped(response)
-                    if self._secret in raw:
-                        raw = raw.replace(self._secret, b"***")
+                    raw = self._redact.bytes(await _read_capped(response))
                     status, headers = response.status, response.headers
             except (aiohttp.ClientConnectorError, _CONNECT_TIMEOUT) as exc:
                 raise TransportError(
@@ -201,6 +200,7 @@ class Transport:
             )
         if status >= 300:
             error = _error(method, path, status, headers, raw)
+            self._redact.error(error)  # the headers and the decoded body, before any log
             if isinstance(error, RateLimitError):  # the whole session slows down, not one caller
                 hint = error.retry_after
                 self.budget.slow_down(None if hint is None else min(hint, self.retry.timeout))
@@ -227,7 +227,36 @@ class Transport:
         reached the service, and a 2xx answer to it that cannot be read (not JSON, too large,
         not the expected shape) raises :class:`SubmissionUncertainError`, not
         :class:`DecodeError`: the service said yes, so the job may exist.
+
+        Every error leaves scrubbed of the API key, whatever form the server echoed it in.
         """
+        try:
+            return await self._request(
+                method,
+                path,
+                body=body,
+                what=what,
+                paid=paid,
+                request=request,
+                retry=retry,
+                decode=decode,
+            )
+        except LumaError as exc:
+            self._redact.error(exc)
+            raise
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any,
+        what: str,
+        paid: bool,
+        request: Any,
+        retry: bool,
+        decode: Callable[[Any], Any] | None,
+    ) -> Any:
         try:
             status, headers, raw = await self._attempts(method, path, body, paid=paid, retry=retry)
         except LumaError as exc:
@@ -301,7 +330,7 @@ class Transport:
             stop=tenacity.stop_after_attempt(attempts) | deadline,
             sleep=_sleep,
             reraise=True,
-            before_sleep=_log_retry(method, path),
+            before_sleep=_log_retry(method, path, self._redact),
         )
         answer: tuple[int, Mapping[str, str], bytes] = await retrying(attempt)
         return answer
@@ -399,11 +428,14 @@ _CONNECT_TIMEOUT: type[BaseException] = getattr(
 )
 
 
-def _log_retry(method: str, path: str) -> Callable[[tenacity.RetryCallState], None]:
+def _log_retry(
+    method: str, path: str, redact: Redactor
+) -> Callable[[tenacity.RetryCallState], None]:
     def before_sleep(state: tenacity.RetryCallState) -> None:
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
         wait = state.upcoming_sleep
-        log.info("%s %s: %s; retry %d in %.2fs", method, path, error, state.attempt_number, wait)
+        why = redact.text(str(error))
+        log.info("%s %s: %s; retry %d in %.2fs", method, path, why, state.attempt_number, wait)
 
     return before_sleep

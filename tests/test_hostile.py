@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 import subprocess
@@ -308,3 +309,79 @@ async def test_a_backoff_never_sleeps_past_the_deadline(vclock: VirtualClock) ->
             await luma.get("t-1")
         assert vclock.monotonic() - started <= retry.timeout + 0.5
     assert len(hits) >= 2
+
+
+# -- 11. the key never leaks, whatever form the server echoes it in --------------------------
+
+KEY = "sk-live-0123456789abcdefXYZ"
+_ESCAPED = "".join(f"\\u{ord(c):04x}" if i % 2 else c for i, c in enumerate(KEY))  # JSON
+_ENCODED = "".join(f"%{ord(c):02X}" if i % 3 == 0 else c for i, c in enumerate(KEY))  # URL
+
+
+def _echoing_routes() -> list[tuple[str, str, Handler]]:
+    async def get(request: web.Request) -> web.Response:
+        how = request.match_info["task_id"]
+        if how == "redirect":  # the key in a Location header, raw and URL-encoded
+            return web.Response(
+                status=302, headers={"Location": f"https://evil.test/?k={_ENCODED}&raw={KEY}"}
+            )
+        if how == "escaped":  # JSON-escaped in a body, and echoed in a header kept on the error
+            text = f'{{"detail": "bad token Bearer {_ESCAPED}", "echo": ["{_ESCAPED}"]}}'
+            return web.Response(
+                status=401,
+                text=text,
+                content_type="application/json",
+                headers={"X-Echo": f"Bearer {KEY}"},
+            )
+        if how == "busy":  # a 503 whose detail echoes it: logged at INFO before the retry
+            text = f'{{"detail": "upstream refused key {_ESCAPED}"}}'
+            return web.Response(status=503, text=text, content_type="application/json")
+        text = json.dumps({**TASK, "id": "t-1", "state": "failed"})[:-1]
+        text += f', "failure_reason": "key {_ESCAPED} is not allowed"}}'
+        return web.Response(text=text, content_type="application/json")
+
+    async def extend(request: web.Request) -> web.Response:  # a 201 that cannot be read
+        return web.Response(
+            status=201, text=f"<p>created for {_ESCAPED}</p>", content_type="text/html"
+        )
+
+    return [
+        ("GET", "/luma/generations/{task_id}", get),
+        ("POST", "/luma/generations/{task_id}/extend", extend),
+    ]
+
+
+@pytest.mark.asyncio
+async def test_the_key_never_leaks_in_any_form(
+    vclock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="luma_async")
+    errors: list[BaseException] = []
+    shown: list[str] = []
+    retry = RetryPolicy(attempts=2, initial=0.1, timeout=30.0)
+    async with (
+        serve(_echoing_routes()) as url,
+        LumaSession(KEY, base_url=url, retry=retry) as luma,
+    ):
+        for how in ("redirect", "escaped", "busy"):
+            with pytest.raises(APIError) as caught:
+                await luma.get(how)
+            errors.append(caught.value)
+        task = await luma.get("t-1")
+        shown += [repr(task), str(task.failure_reason)]
+        with pytest.raises(SubmissionUncertainError) as uncertain:
+            await luma.extend("parent-1", "more")
+        errors.append(uncertain.value)
+    assert any("retry 1" in r.getMessage() for r in caplog.records)  # the 503 was logged
+    for error in errors:
+        link: BaseException | None = error
+        while link is not None:
+            shown += [str(link), repr(link)]
+            shown += [repr(getattr(link, name, None)) for name in ("detail", "body", "answer")]
+            shown.append(repr(dict(getattr(link, "headers", {}))))
+            link = link.__cause__ or link.__context__
+    shown += [r.getMessage() for r in caplog.records] + [caplog.text]
+    forms = [KEY, _ESCAPED, _ENCODED, KEY.encode().hex(), json.dumps(KEY)[1:-1]]
+    leaks = [text for text in shown for form in forms if form in text]
+    assert leaks == []
+    assert "***" in str(errors[0]) and "***" in repr(errors[1].body)  # scrubbed, still useful
