@@ -385,3 +385,22 @@ async def test_the_key_never_leaks_in_any_form(
     leaks = [text for text in shown for form in forms if form in text]
     assert leaks == []
     assert "***" in str(errors[0]) and "***" in repr(errors[1].body)  # scrubbed, still useful
+
+
+# -- 12. credentials in base_url ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:hunter2-secret@api.example.com",
+        "http://user:hunter2-secret@127.0.0.1:8400/v1",
+        "https://hunter2-secret@api.example.com",
+        "https://user:hunter2-secret@api.example.com:notaport",
+    ],
+)
+def test_a_base_url_with_credentials_is_refused_without_showing_them(url: str) -> None:
+    with pytest.raises(InputError, match="must not carry credentials") as caught:
+        LumaSession("sk-test-key", base_url=url)
+    assert "hunter2" not in str(caught.value)
+    assert "hunter2" not in repr(caught.value)
