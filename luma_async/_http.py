@@ -4,7 +4,12 @@ A GET is retried (tenacity, :class:`RetryPolicy`) on transport errors, 408, 429 
 503/504.  A POST is retried only when it provably never reached the service: the connection
 could not be opened, or the service answered 429 (the request was refused, nothing created).
 A POST answered 5xx, or whose connection broke after it was sent, raises
-:class:`SubmissionUncertainError` with the cause chained: re-sending could bill twice.
+:class:`SubmissionUncertainError` with the cause chained: re-sending could bill twice.  So
+does a 2xx to a paid POST whose answer cannot be read: the service said yes.
+
+No wait ends past :attr:`RetryPolicy.timeout`; a ``Retry-After`` longer than the time left
+raises at once.  Bodies are capped at 16 MiB decoded, and the API key is scrubbed from every
+answer and every error in any form a server may echo it.
 """
 
 from __future__ import annotations
