@@ -180,7 +180,8 @@ class Transport:
                     status, headers = response.status, response.headers
             except (aiohttp.ClientConnectorError, _CONNECT_TIMEOUT) as exc:
                 raise TransportError(
-                    f"{method} {path}: could not connect to {self.base_url}: {_why(exc)}",
+                    f"{method} {path}: could not connect to {self.base_url}: "
+                    f"{self._redact.text(_why(exc))}",
                     method=method,
                     path=path,
                     sent=False,
@@ -188,7 +189,7 @@ class Transport:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 raise TransportError(
                     f"{method} {path}: the connection failed after the request was sent: "
-                    f"{_why(exc)}",
+                    f"{self._redact.text(_why(exc))}",
                     method=method,
                     path=path,
                     sent=True,

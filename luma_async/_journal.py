@@ -100,6 +100,8 @@ class Journal:
         if not isinstance(path, (str, Path)) or not str(path):
             raise InputError(f"journal must be a file path, not {path!r}")
         self.path = Path(path)
+        if self.path.is_dir():
+            raise InputError(f"journal {path!r} is a directory; give the path of a file")
         self._lock = _hold(self.path)  # one process (one Journal) at a time
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
