@@ -130,7 +130,8 @@ class Batch:
                 ),
             )
         journal = self.journal if key is not None else None
-        entry = None if journal is None or key is None else journal.get(key)
+        # Checked and claimed in one transaction: ``submitting`` is on disk before the POST.
+        entry = None if journal is None or key is None else journal.claim(key, request)
         if entry is not None:
             recorded = self._recorded(request, entry)
             if recorded is not None:
@@ -138,14 +139,12 @@ class Batch:
         first: Task | None = None
         task_id = entry.task_id if entry is not None and entry.state == "submitted" else None
         if task_id is None:
-            if journal is not None and key is not None:
-                journal.submitting(key, request)  # on disk before the POST leaves
             self._submitting.append(request)
             try:
                 first = await self._submit(request)
             except SubmissionUncertainError as exc:
                 if journal is not None and key is not None:
-                    journal.mark_uncertain(key, str(exc))
+                    journal.mark_uncertain(key, str(exc), task_id=exc.task_id)
                 return BatchResult(request, error=exc)
             except LumaError as exc:
                 if journal is not None and key is not None:
@@ -201,6 +200,7 @@ class Batch:
                 method="POST",
                 path=f"/luma/generations/{request.task_id}/extend",
                 request=request,
+                task_id=entry.task_id,
             )
             return BatchResult(request, error=error)
         return None  # submitted (follow it again) or rejected (send it again)

@@ -34,6 +34,11 @@ class Budget:
         max_rate = self.policy.max_rate
         return None if max_rate is None else max_rate * self._factor
 
+    @property
+    def paused_until(self) -> float:
+        """The clock time until which a 429 pauses every request (in the past: not paused)."""
+        return self._paused_until
+
     def slow_down(self, retry_after: float | None) -> None:
         """A 429 was seen: pause every request of the session and halve the rate."""
         self.throttled += 1

@@ -23,8 +23,10 @@ never part of any of them.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
+import re
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -85,7 +87,8 @@ class APIError(LumaError):
     """The service answered with an error status.
 
     ``detail`` is the service's own explanation, ``code`` its machine code when it gave one,
-    ``body`` the decoded JSON body (or the raw text when it was not JSON).
+    ``body`` the decoded JSON body (or the raw text when it was not JSON), ``retry_after`` the
+    wait in seconds its ``Retry-After`` asked for (capped at 300), if any.
     """
 
     def __init__(
@@ -98,10 +101,12 @@ class APIError(LumaError):
         code: str | None = None,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.method = method
         self.path = path
         self.status = status
+        self.retry_after = retry_after
         self.detail = detail
         self.code = code
         self.body = body
@@ -133,8 +138,7 @@ class RateLimitError(APIError):
     """429: too many requests. ``retry_after`` is the server's wait hint in seconds, if any."""
 
     def __init__(self, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        self.retry_after = retry_after
-        super().__init__(**kwargs)
+        super().__init__(retry_after=retry_after, **kwargs)
 
 
 class ServerError(APIError):
@@ -180,13 +184,30 @@ class SubmissionUncertainError(LumaError):
 
     luma-async never re-sends such a request: doing so could bill the job twice.  ``request``
     describes what was sent; ``method`` and ``path`` where.  The cause is chained.
+
+    ``status`` and ``answer`` are the status and raw body of the answer when the service did
+    answer (a 2xx whose body could not be read: the task may well exist), and ``task_id`` the
+    id of the task it may have created, when one could still be found in that answer.
     """
 
-    def __init__(self, message: str, *, method: str, path: str, request: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        path: str,
+        request: Any,
+        status: int | None = None,
+        answer: bytes | None = None,
+        task_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
         self.request = request
+        self.status = status
+        self.answer = answer
+        self.task_id = task_id
 
 
 _BY_STATUS: dict[int, type[APIError]] = {
@@ -225,6 +246,86 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if seconds != seconds:  # NaN  # noqa: PLR0124
         return None
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
+
+
+_MIN_SCRUBBED = 8  # a shorter "key" is a test stub; hunting it in every text would mangle words
+
+
+class Redactor:
+    """Removes one secret from whatever leaves the library, in every form a server may echo.
+
+    The forms: the key itself, JSON-escaped (``\\u0073k-...``, any mix of escaped and plain
+    characters) and URL-encoded (``%73k%2D...``), in raw bytes, decoded text, JSON values,
+    headers and exceptions (message, ``detail``, ``body``, ``headers``, ``answer``, along
+    the chain of causes).  Each occurrence becomes ``***``.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+        self._raw = secret.encode()
+        self._active = len(secret) >= _MIN_SCRUBBED
+        pattern = "".join(_char_forms(char) for char in secret)
+        self._text = re.compile(pattern)
+        self._bytes = re.compile(pattern.encode())
+
+    def bytes(self, raw: bytes) -> bytes:
+        if not self._active:
+            return raw.replace(self._raw, b"***") if self._raw and self._raw in raw else raw
+        if b"%" in raw or b"\\" in raw:
+            return self._bytes.sub(b"***", raw)
+        return raw.replace(self._raw, b"***") if self._raw in raw else raw
+
+    def text(self, text: str) -> str:
+        if not self._active:
+            return text
+        if "%" in text or "\\" in text:
+            return self._text.sub("***", text)
+        return text.replace(self._secret, "***") if self._secret in text else text
+
+    def value(self, value: Any) -> Any:
+        """A decoded JSON value (or any str/bytes), with the secret removed."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, bytes):
+            return self.bytes(value)
+        if _is_dict(value):
+            return {self.text(key): self.value(item) for key, item in value.items()}
+        if is_json_list(value):
+            return [self.value(item) for item in value]
+        return value
+
+    def error(self, exc: BaseException) -> None:
+        """Scrub ``exc`` and every exception chained to it, in place."""
+        if not self._active:
+            return
+        seen: set[int] = set()
+        link: BaseException | None = exc
+        while link is not None and id(link) not in seen:
+            seen.add(id(link))
+            with contextlib.suppress(AttributeError, TypeError):  # an odd foreign exception
+                link.args = tuple(self.value(arg) for arg in link.args)
+            if isinstance(link, LumaError):
+                for name in ("detail", "code", "body", "answer"):
+                    if hasattr(link, name):
+                        setattr(link, name, self.value(getattr(link, name)))
+                if isinstance(link, APIError):
+                    link.headers = {self.text(k): self.text(v) for k, v in link.headers.items()}
+            link = link.__cause__ or link.__context__
+
+
+def _hex_digits(number: int, width: int) -> str:
+    digits = f"{number:0{width}x}"
+    return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in digits)
+
+
+def _char_forms(char: str) -> str:
+    """A regex for one character of the secret: as is, JSON-escaped or percent-encoded."""
+    forms = [re.escape(char), "".join("%" + _hex_digits(b, 2) for b in char.encode())]
+    if ord(char) < 0x10000:
+        forms.append(r"\\u" + _hex_digits(ord(char), 4))
+    if char == "/":
+        forms.append(r"\\/")
+    return "(?:" + "|".join(forms) + ")"
 
 
 def _clip(text: str) -> str:
@@ -313,11 +414,8 @@ def error_from_response(
         "code": code,
         "body": body,
         "headers": headers,
+        "retry_after": parse_retry_after(header(headers, "Retry-After")),
     }
-    if cls is RateLimitError:
-        return RateLimitError(
-            retry_after=parse_retry_after(header(headers, "Retry-After")), **kwargs
-        )
     return cls(**kwargs)
 
 

@@ -4,16 +4,23 @@ A GET is retried (tenacity, :class:`RetryPolicy`) on transport errors, 408, 429 
 503/504.  A POST is retried only when it provably never reached the service: the connection
 could not be opened, or the service answered 429 (the request was refused, nothing created).
 A POST answered 5xx, or whose connection broke after it was sent, raises
-:class:`SubmissionUncertainError` with the cause chained: re-sending could bill twice.
+:class:`SubmissionUncertainError` with the cause chained: re-sending could bill twice.  So
+does a 2xx to a paid POST whose answer cannot be read: the service said yes.
+
+No wait ends past :attr:`RetryPolicy.timeout`; a ``Retry-After`` longer than the time left
+raises at once.  Bodies are capped at 16 MiB decoded, and the API key is scrubbed from every
+answer and every error in any form a server may echo it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import tenacity
@@ -23,8 +30,10 @@ from luma_async._budget import Budget
 from luma_async._convert import decode_json
 from luma_async._errors import (
     APIError,
+    DecodeError,
     LumaError,
     RateLimitError,
+    Redactor,
     ServerError,
     SubmissionUncertainError,
     TransportError,
@@ -53,9 +62,9 @@ def is_transient(exc: BaseException) -> bool:
 
 def server_hint(exc: BaseException | None) -> float | None:
     """The wait the server asked for (``Retry-After``), when the error carries one."""
-    if isinstance(exc, RateLimitError):
-        return exc.retry_after
     if isinstance(exc, APIError):
+        if exc.retry_after is not None:
+            return exc.retry_after
         return parse_retry_after(header(exc.headers, "Retry-After"))
     return None
 
@@ -71,15 +80,28 @@ class _Deadline(tenacity.stop.stop_base):
 
 
 class _Backoff(tenacity.wait.wait_base):
-    """Exponential backoff with jitter; a server's ``Retry-After`` wins when it is longer."""
+    """Exponential backoff with jitter; a server's ``Retry-After`` wins when it is longer.
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    No wait ends past ``deadline``: a computed one is cut short; when the server asks for
+    longer than the time left, the error is raised at once (its ``retry_after`` says how
+    long the server asked for) instead of sleeping past the policy's timeout.
+    """
+
+    def __init__(self, policy: RetryPolicy, deadline: float) -> None:
         self._policy = policy
+        self._deadline = deadline
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None and outcome.failed else None
-        return backoff(self._policy, retry_state.attempt_number, error)
+        wait = backoff(self._policy, retry_state.attempt_number, error)
+        left = self._deadline - _clock.monotonic()
+        if wait <= left:
+            return wait
+        hint = server_hint(error)
+        if error is not None and hint is not None and hint > left:
+            raise error
+        return max(left, 0.0)
 
 
 def backoff(policy: RetryPolicy, attempt: int, error: BaseException | None) -> float:
@@ -114,7 +136,7 @@ class Transport:
         self.budget = budget
         self._client = client
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 15.0))
-        self._secret = api_key.encode()  # redacted from every answer: servers may echo it
+        self._redact = Redactor(api_key)  # servers may echo the key: scrubbed from every exit
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Accept": "application/json",
@@ -122,13 +144,24 @@ class Transport:
         }
 
     async def _exchange(
-        self, method: str, path: str, body: Any
+        self, method: str, path: str, body: Any, deadline: float
     ) -> tuple[int, Mapping[str, str], bytes]:
         """One attempt: the answer of a 2xx, or the error of any other status.
 
         A failure to talk raises TransportError with ``sent`` telling whether the request
-        may have landed.
+        may have landed.  When the session is paused (a 429) until after ``deadline``, the
+        request is not sent and a RateLimitError says how long the pause lasts.
         """
+        paused = self.budget.paused_until - _clock.monotonic()
+        if paused > 0 and self.budget.paused_until > deadline:
+            raise RateLimitError(
+                method=method,
+                path=path,
+                status=429,
+                detail=f"not sent: the session is paused for another {paused:.1f}s because the "
+                "service answered 429, past this request's RetryPolicy.timeout",
+                retry_after=paused,
+            )
         client = await self._client()
         url = self.base_url + path
         debug = log.isEnabledFor(logging.DEBUG)
@@ -143,13 +176,12 @@ class Transport:
                     timeout=self._timeout,
                     allow_redirects=False,
                 ) as response:
-                    raw = await _read_capped(response)
-                    if self._secret in raw:
-                        raw = raw.replace(self._secret, b"***")
+                    raw = self._redact.bytes(await _read_capped(response))
                     status, headers = response.status, response.headers
             except (aiohttp.ClientConnectorError, _CONNECT_TIMEOUT) as exc:
                 raise TransportError(
-                    f"{method} {path}: could not connect to {self.base_url}: {_why(exc)}",
+                    f"{method} {path}: could not connect to {self.base_url}: "
+                    f"{self._redact.text(_why(exc))}",
                     method=method,
                     path=path,
                     sent=False,
@@ -157,14 +189,14 @@ class Transport:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 raise TransportError(
                     f"{method} {path}: the connection failed after the request was sent: "
-                    f"{_why(exc)}",
+                    f"{self._redact.text(_why(exc))}",
                     method=method,
                     path=path,
                     sent=True,
                 ) from exc
         if debug:
             log.debug("%s %s -> %s in %.3fs", method, path, status, _clock.monotonic() - started)
-        if len(raw) > _MAX_BODY:
+        if status >= 300 and len(raw) > _MAX_BODY:
             raise APIError(
                 method=method,
                 path=path,
@@ -174,8 +206,10 @@ class Transport:
             )
         if status >= 300:
             error = _error(method, path, status, headers, raw)
+            self._redact.error(error)  # the headers and the decoded body, before any log
             if isinstance(error, RateLimitError):  # the whole session slows down, not one caller
-                self.budget.slow_down(error.retry_after)
+                hint = error.retry_after
+                self.budget.slow_down(None if hint is None else min(hint, self.retry.timeout))
             raise error
         self.budget.succeeded()
         return status, headers, raw
@@ -190,14 +224,47 @@ class Transport:
         paid: bool = False,
         request: Any = None,
         retry: bool = True,
+        decode: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """Send, retry as the rules allow, and return the decoded JSON of a 2xx answer.
+        """Send, retry as the rules allow, and return the decoded JSON of a 2xx answer
+        (passed through ``decode`` when given).
 
         ``paid`` marks a POST that creates something: it is never re-sent once it may have
-        reached the service.
+        reached the service, and a 2xx answer to it that cannot be read (not JSON, too large,
+        not the expected shape) raises :class:`SubmissionUncertainError`, not
+        :class:`DecodeError`: the service said yes, so the job may exist.
+
+        Every error leaves scrubbed of the API key, whatever form the server echoed it in.
         """
         try:
-            answer = await self._attempts(method, path, body, paid=paid, retry=retry)
+            return await self._request(
+                method,
+                path,
+                body=body,
+                what=what,
+                paid=paid,
+                request=request,
+                retry=retry,
+                decode=decode,
+            )
+        except LumaError as exc:
+            self._redact.error(exc)
+            raise
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any,
+        what: str,
+        paid: bool,
+        request: Any,
+        retry: bool,
+        decode: Callable[[Any], Any] | None,
+    ) -> Any:
+        try:
+            status, headers, raw = await self._attempts(method, path, body, paid=paid, retry=retry)
         except LumaError as exc:
             if paid and _maybe_landed(exc):
                 raise SubmissionUncertainError(
@@ -206,9 +273,35 @@ class Transport:
                     method=method,
                     path=path,
                     request=request,
+                    status=exc.status if isinstance(exc, APIError) else None,
                 ) from exc
             raise
-        return decode_json(answer[2], what=what)
+        if len(raw) > _MAX_BODY and not paid:
+            raise APIError(
+                method=method,
+                path=path,
+                status=status,
+                detail=f"the answer is larger than {_MAX_BODY} bytes; refusing to read it",
+                headers=dict(headers),
+            )
+        try:
+            return _decoded(raw, what=what, decode=decode)
+        except DecodeError as exc:
+            if not paid:
+                raise
+            task_id = _find_task_id(raw)
+            found = f" (it names task {task_id})" if task_id else ""
+            raise SubmissionUncertainError(
+                f"{what}: the service accepted the request ({status}) but its answer cannot be "
+                f"read{found}: {exc}. The request may have created a paid task; it was NOT "
+                "re-sent. Check your task list before submitting it again.",
+                method=method,
+                path=path,
+                request=request,
+                status=status,
+                answer=raw,
+                task_id=task_id,
+            ) from exc
 
     async def _attempts(
         self, method: str, path: str, body: Any, *, paid: bool, retry: bool
@@ -221,8 +314,9 @@ class Transport:
         are those of a loop that ran from the start.
         """
         started = _clock.monotonic()
+        end = started + self.retry.timeout
         try:
-            return await self._exchange(method, path, body)
+            return await self._exchange(method, path, body, end)
         except Exception as exc:
             retryable = _may_land_once if paid else is_transient
             attempts = self.retry.attempts if retry else 1
@@ -234,15 +328,15 @@ class Transport:
         async def attempt() -> tuple[int, Mapping[str, str], bytes]:
             if replay:
                 raise replay.pop()
-            return await self._exchange(method, path, body)
+            return await self._exchange(method, path, body, end)
 
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception(retryable),
-            wait=_Backoff(self.retry),
+            wait=_Backoff(self.retry, end),
             stop=tenacity.stop_after_attempt(attempts) | deadline,
             sleep=_sleep,
             reraise=True,
-            before_sleep=_log_retry(method, path),
+            before_sleep=_log_retry(method, path, self._redact),
         )
         answer: tuple[int, Mapping[str, str], bytes] = await retrying(attempt)
         return answer
@@ -279,6 +373,35 @@ def _maybe_landed(exc: LumaError) -> bool:
     return isinstance(exc, ServerError) or (isinstance(exc, APIError) and exc.status == 408)
 
 
+def _decoded(raw: bytes, *, what: str, decode: Callable[[Any], Any] | None) -> Any:
+    if len(raw) > _MAX_BODY:
+        raise DecodeError(f"{what}: the answer is larger than {_MAX_BODY} bytes")
+    data = decode_json(raw, what=what)
+    return data if decode is None else decode(data)
+
+
+_ID_FIELD = re.compile(rb'"(?:task_id|id)"\s*:\s*"([A-Za-z0-9_.:-]{1,128})"')
+_ID_VALUE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def _find_task_id(raw: bytes) -> str | None:
+    """The id of the task an unreadable answer names, when one can still be found in it."""
+    head = raw[: 256 * 1024]
+    try:
+        data: Any = json.loads(head)
+    except (ValueError, RecursionError):
+        data = None
+    while isinstance(data, dict):  # a task, or a gateway's {"code", "data": <task>}
+        fields = cast("dict[str, Any]", data)
+        for name in ("id", "task_id"):
+            value = fields.get(name)
+            if isinstance(value, str) and _ID_VALUE.fullmatch(value):
+                return value
+        data = fields.get("data")
+    match = _ID_FIELD.search(head)
+    return match.group(1).decode() if match else None
+
+
 def _why(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 200 else text[:197] + "..."
@@ -287,19 +410,22 @@ def _why(exc: BaseException) -> str:
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     """The whole body, or its first ``_MAX_BODY + 1`` bytes when it is larger than that.
 
-    ``content.read(n)`` alone would return whatever part has arrived so far.
+    The cap bounds the *decoded* size: a compressed body is inflated while it streams and
+    reading stops at the cap, so a small gzip bomb cannot blow up memory.  Only a plain body
+    whose Content-Length is under the cap is read in one go.  (``content.read(n)`` alone would
+    return whatever part has arrived so far.)
     """
     length = response.content_length
-    if length is not None and length <= _MAX_BODY:
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if length is not None and length <= _MAX_BODY and encoding in ("", "identity"):
         return await response.read()
-    chunks: list[bytes] = []
-    size = 0
+    body = bytearray()
     async for chunk in response.content.iter_chunked(64 * 1024):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > _MAX_BODY:
+        body += chunk
+        if len(body) > _MAX_BODY:
+            del body[_MAX_BODY + 1 :]
             break
-    return b"".join(chunks)
+    return bytes(body)
 
 
 #: A connect-phase timeout: the request never left (aiohttp >= 3.10 tells it apart).
@@ -308,11 +434,14 @@ _CONNECT_TIMEOUT: type[BaseException] = getattr(
 )
 
 
-def _log_retry(method: str, path: str) -> Callable[[tenacity.RetryCallState], None]:
+def _log_retry(
+    method: str, path: str, redact: Redactor
+) -> Callable[[tenacity.RetryCallState], None]:
     def before_sleep(state: tenacity.RetryCallState) -> None:
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
         wait = state.upcoming_sleep
-        log.info("%s %s: %s; retry %d in %.2fs", method, path, error, state.attempt_number, wait)
+        why = redact.text(str(error))
+        log.info("%s %s: %s; retry %d in %.2fs", method, path, why, state.attempt_number, wait)
 
     return before_sleep

@@ -235,7 +235,15 @@ def extend_body(
 
 
 def check_base_url(value: object, *, allow_insecure: bool) -> str:
-    """The API's base URL: https, or plain http only to loopback unless explicitly allowed."""
+    """The API's base URL: https, or plain http only to loopback unless explicitly allowed.
+
+    Credentials in it (``user:pass@``) are refused, and never shown in the message.
+    """
+    if isinstance(value, str) and "@" in _netloc(value):
+        raise InputError(
+            "base_url must not carry credentials (user:password@host): the API key is the "
+            "only credential, sent as a bearer token. Remove the part before '@' from the host"
+        )
     url = check_http_url(value, "base_url")
     parts = urlsplit(url)
     if parts.query or parts.fragment:
@@ -246,3 +254,11 @@ def check_base_url(value: object, *, allow_insecure: bool) -> str:
             "unencrypted. Use https, or pass allow_insecure_http=True if you really mean it"
         )
     return url.rstrip("/")
+
+
+def _netloc(url: str) -> str:
+    """The authority part of ``url`` (``user:pass@host:port``), however malformed the rest."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    for end in "/?#":
+        rest = rest.split(end, 1)[0]
+    return rest

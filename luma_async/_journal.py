@@ -21,13 +21,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
+
+if sys.platform == "win32":  # pragma: no cover - POSIX in CI
+    import msvcrt
+else:
+    import fcntl
 
 from luma_async._convert import task_from_json, task_to_json
 from luma_async._errors import InputError
@@ -47,6 +54,9 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_state ON requests (state);
 """
+
+_PROBE_WAIT_MS = 1000  # how long opening waits for another program's write lock
+_BUSY_WAIT_MS = 5000  # sqlite3's default, for every later step
 
 STATES = ("submitting", "submitted", "finished", "failed", "uncertain", "rejected")
 
@@ -90,21 +100,50 @@ class Journal:
         if not isinstance(path, (str, Path)) or not str(path):
             raise InputError(f"journal must be a file path, not {path!r}")
         self.path = Path(path)
+        if self.path.is_dir():
+            raise InputError(f"journal {path!r} is a directory; give the path of a file")
+        self._lock = _hold(self.path)  # one process (one Journal) at a time
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
         except (sqlite3.Error, ValueError) as exc:  # ValueError: a NUL in the path
+            self._lock.close()
             raise InputError(f"journal {path!r} cannot be opened as sqlite3: {exc}") from exc
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+            self._check_writable()
+        except (sqlite3.Error, InputError) as exc:
             self._db.close()  # not left open for the garbage collector
+            self._lock.close()
+            if isinstance(exc, InputError):
+                raise
             raise InputError(f"journal {self.path} cannot be opened as sqlite3: {exc}") from exc
         self._seen: dict[str, int] = {}
 
+    def _check_writable(self) -> None:
+        """Fail now, before any request is sent, if the batch could not record its steps."""
+        self._db.execute(f"PRAGMA busy_timeout = {_PROBE_WAIT_MS}")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")  # takes the write lock, as every step will
+            try:
+                (version,) = self._db.execute("PRAGMA user_version").fetchone()
+                self._db.execute(f"PRAGMA user_version = {int(version)}")  # a write, undone
+            finally:
+                self._db.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            why = str(exc)
+            if "locked" in why or "busy" in why:
+                why = f"it is locked by another program ({why}); close that program first"
+            elif "readonly" in why or "read-only" in why:
+                why = f"it cannot be written ({why}); the batch must record every step"
+            raise InputError(f"journal {self.path} is not usable: {why}") from exc
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_WAIT_MS}")
+
     def close(self) -> None:
         self._db.close()
+        self._lock.close()  # releases the lock
 
     def __enter__(self) -> Journal:
         return self
@@ -168,6 +207,24 @@ class Journal:
             (*columns.values(), key),
         )
 
+    def claim(self, key: str, request: ExtendRequest) -> JournalEntry | None:
+        """Check and claim ``key`` in one transaction.
+
+        ``None``: the request was never sent (or was refused); it is now ``submitting`` and
+        the caller sends it.  Otherwise the entry as recorded, which the caller must not send.
+        """
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            entry = self.get(key)
+            if entry is None or entry.state == "rejected":
+                self._write(key, request, "submitting", task_id=None, task=None, error=None)
+                entry = None
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return entry
+
     def submitting(self, key: str, request: ExtendRequest) -> None:
         """Before the POST: if the process dies now, the request becomes uncertain."""
         self._write(key, request, "submitting", task_id=None, task=None, error=None)
@@ -181,8 +238,12 @@ class Journal:
     def failed(self, key: str, task: Task) -> None:
         self._write(key, None, "failed", task_id=task.id, task=json.dumps(task_to_json(task)))
 
-    def mark_uncertain(self, key: str, error: str) -> None:
-        self._write(key, None, "uncertain", error=error)
+    def mark_uncertain(self, key: str, error: str, *, task_id: str | None = None) -> None:
+        """The request may have created a task (``task_id``, when its answer named one)."""
+        if task_id is None:
+            self._write(key, None, "uncertain", error=error)
+        else:
+            self._write(key, None, "uncertain", error=error, task_id=task_id)
 
     def rejected(self, key: str, error: str) -> None:
         """The service refused the request (nothing created): it may be sent again."""
@@ -198,6 +259,42 @@ class Journal:
             self._write(key, None, "rejected", error="resolved: no task was created")
         else:
             self._write(key, None, "submitted", task_id=task_id, error=None)
+
+
+def _hold(path: Path) -> IO[bytes]:
+    """The open lock file ``<journal>-lock``, locked exclusively for the journal's lifetime.
+
+    A second process (or a second :class:`Journal` on the same file) fails at once with
+    :class:`InputError`: two batches on one journal would race to submit the same requests.
+    The operating system releases the lock when the process ends, even by SIGKILL.
+    """
+    lock_path = path.with_name(path.name + "-lock")
+    try:
+        handle = lock_path.open("a+b")  # held open until Journal.close
+    except (OSError, ValueError) as exc:
+        raise InputError(f"journal {path} cannot be opened: {exc}") from exc
+    try:
+        _lock_exclusive(handle)
+    except OSError as exc:
+        handle.seek(0)
+        holder = handle.read(32).decode(errors="replace").strip() or "unknown"
+        handle.close()
+        raise InputError(
+            f"journal {path} is in use by another batch (process {holder}); two batches on "
+            "one journal could submit the same request twice. Wait for it to end, or use "
+            "another journal"
+        ) from exc
+    handle.truncate(0)
+    handle.write(str(os.getpid()).encode())
+    handle.flush()
+    return handle
+
+
+def _lock_exclusive(handle: IO[bytes]) -> None:
+    if sys.platform == "win32":  # pragma: no cover - POSIX in CI
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    else:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _request_json(request: ExtendRequest) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import platform
@@ -241,10 +242,16 @@ class LumaSession:
             duration=duration,
         )
         body = _inputs.generate_body(self._with_hook(request), max_image_bytes=self.max_image_bytes)
-        data = await self._transport.request(
-            "POST", "/luma/generations", body=body, what="generate", paid=True, request=request
+        task: Task = await self._transport.request(
+            "POST",
+            "/luma/generations",
+            body=body,
+            what="generate",
+            paid=True,
+            request=request,
+            decode=functools.partial(task_from_json, what="generate"),
         )
-        return task_from_json(data, what="generate")
+        return task
 
     async def extend(
         self,
@@ -278,15 +285,16 @@ class LumaSession:
             raise InputError(f"expected an ExtendRequest, not {type(request).__name__}")
         body = _inputs.extend_body(self._with_hook(request), max_image_bytes=self.max_image_bytes)
         what = f"extend {request.task_id}"
-        data = await self._transport.request(
+        task: Task = await self._transport.request(
             "POST",
             f"/luma/generations/{request.task_id}/extend",
             body=body,
             what=what,
             paid=True,
             request=request,
+            decode=functools.partial(task_from_json, what=what),
         )
-        return task_from_json(data, what=what)
+        return task
 
     async def get(self, task_id: str) -> Task:
         """The task as the service reports it now (retried on transient errors)."""
@@ -347,15 +355,16 @@ class LumaSession:
         value = _inputs.image_value(image, "image", max_bytes=self.max_image_bytes)
         if value is None:
             raise InputError("image is required: an http(s) URL, a pathlib.Path or bytes")
-        data = await self._transport.request(
+        uploaded: UploadedFile = await self._transport.request(
             "POST",
             "/luma/generations/file_upload",
             body={"url": value},
             what="upload",
             paid=True,
             request=image if isinstance(image, str) else f"<{type(image).__name__} image>",
+            decode=functools.partial(uploaded_from_json, what="upload"),
         )
-        return uploaded_from_json(data, what="upload")
+        return uploaded
 
     # -- following tasks -------------------------------------------------------------------
 
