@@ -287,7 +287,7 @@ class _Transfer:
             self.shown,
             outcome.exception() if outcome is not None else None,
             self.have,
-            retry_state.upcoming_sleep,
+            retry_state.next_action.sleep if retry_state.next_action is not None else 0.0,
         )
 
     # -- one attempt -----------------------------------------------------------------------

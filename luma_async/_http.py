@@ -19,7 +19,8 @@ import json
 import logging
 import random
 import re
-from collections.abc import Awaitable, Callable, Mapping
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 import aiohttp
@@ -140,6 +141,7 @@ class Transport:
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,  # what _read_capped inflates itself
             "User-Agent": user_agent,
         }
 
@@ -175,6 +177,7 @@ class Transport:
                     headers=self._headers,
                     timeout=self._timeout,
                     allow_redirects=False,
+                    auto_decompress=False,
                 ) as response:
                     raw = self._redact.bytes(await _read_capped(response))
                     status, headers = response.status, response.headers
@@ -408,24 +411,55 @@ def _why(exc: BaseException) -> str:
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The whole body, or its first ``_MAX_BODY + 1`` bytes when it is larger than that.
+    """The whole decoded body, or its first ``_MAX_BODY + 1`` bytes when it is larger.
 
-    The cap bounds the *decoded* size: a compressed body is inflated while it streams and
-    reading stops at the cap, so a small gzip bomb cannot blow up memory.  Only a plain body
-    whose Content-Length is under the cap is read in one go.  (``content.read(n)`` alone would
-    return whatever part has arrived so far.)
+    Requests are sent with ``auto_decompress=False``: the cap bounds the *decoded* size on
+    every aiohttp release (before 3.14 aiohttp inflates each network chunk whole, so 100 KB
+    of gzip became 96 MiB at once).  Only a plain body whose Content-Length is under the cap
+    is read in one go.  A body in an encoding we did not offer, or corrupt, is returned as it
+    came (capped): decoding it then fails like any other unreadable answer.
     """
-    length = response.content_length
     encoding = response.headers.get("Content-Encoding", "").strip().lower()
-    if length is not None and length <= _MAX_BODY and encoding in ("", "identity"):
-        return await response.read()
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > _MAX_BODY:
-            del body[_MAX_BODY + 1 :]
+    if encoding in ("", "identity"):
+        length = response.content_length
+        if length is not None and length <= _MAX_BODY:
+            return await response.read()
+        return await _collect(response.content.iter_chunked(_CHUNK), None)
+    wbits = _WBITS.get(encoding)
+    return await _collect(
+        response.content.iter_chunked(_CHUNK),
+        None if wbits is None else zlib.decompressobj(wbits),
+    )
+
+
+_CHUNK = 64 * 1024
+#: The encodings offered in Accept-Encoding, as zlib window settings (47: zlib or gzip header).
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 32 + 15}
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+async def _collect(chunks: AsyncIterator[bytes], inflater: Any) -> bytes:
+    """Join ``chunks`` (inflated when ``inflater`` is a zlib decompressor) up to the cap + 1.
+
+    The parts are joined once at the end: one copy of the body, not one per growth step.
+    """
+    parts: list[bytes] = []
+    room = _MAX_BODY + 1
+    async for chunk in chunks:
+        if inflater is not None:
+            try:
+                chunk = inflater.decompress(chunk, room)  # noqa: PLW2901 - decoded in place
+            except zlib.error:
+                parts.append(chunk)  # corrupt: unreadable, like any other bad body
+                break
+        parts.append(chunk[:room])
+        room -= len(parts[-1])
+        if room <= 0:
             break
-    return bytes(body)
+    else:
+        if inflater is not None:
+            parts.append(inflater.flush(room)[:room])
+    return b"".join(parts)
 
 
 #: A connect-phase timeout: the request never left (aiohttp >= 3.10 tells it apart).
@@ -440,7 +474,7 @@ def _log_retry(
     def before_sleep(state: tenacity.RetryCallState) -> None:
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
-        wait = state.upcoming_sleep
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
         why = redact.text(str(error))
         log.info("%s %s: %s; retry %d in %.2fs", method, path, why, state.attempt_number, wait)
 

@@ -21,11 +21,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from luma_async import (
     APIError,
+    DecodeError,
     ExtendRequest,
     InputError,
     Journal,
@@ -252,6 +254,86 @@ async def test_a_gzip_bomb_is_capped_while_it_inflates(status: int, vclock: Virt
     assert caught.value.status == status
     # Inflating all of it would hold 96 MiB at once; stopping at the cap holds about 16 MiB.
     assert peak < 40 * 1024 * 1024, peak
+
+
+def _packed(payload: bytes, wbits: int) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return packer.compress(payload) + packer.flush()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("encoding", "wbits"), [("gzip", 16 + zlib.MAX_WBITS), ("deflate", zlib.MAX_WBITS)]
+)
+@pytest.mark.parametrize("own_session", [False, True])
+async def test_compressed_answers_are_inflated_by_the_library_itself(
+    encoding: str, wbits: int, own_session: bool, vclock: VirtualClock
+) -> None:
+    """Both offered encodings are read, also through a user's auto-decompressing session,
+    and the request offers exactly the encodings the library inflates itself."""
+    offered: list[str] = []
+
+    async def get(request: web.Request) -> web.Response:
+        offered.append(request.headers.get("Accept-Encoding", ""))
+        body = _packed(json.dumps({**TASK, "id": "t-1", "state": "completed"}).encode(), wbits)
+        return web.Response(
+            body=body, headers={"Content-Encoding": encoding, "Content-Type": "application/json"}
+        )
+
+    async with serve([("GET", "/luma/generations/{task_id}", get)]) as url:
+        if own_session:
+            async with (
+                aiohttp.ClientSession(auto_decompress=True) as client,
+                LumaSession("sk-test-key", base_url=url, session=client) as luma,
+            ):
+                task = await luma.get("t-1")
+        else:
+            async with LumaSession("sk-test-key", base_url=url) as luma:
+                task = await luma.get("t-1")
+    assert (task.id, task.state) == ("t-1", "completed")
+    assert offered == ["gzip, deflate"]
+
+
+@pytest.mark.asyncio
+async def test_a_deflate_bomb_is_capped_too(vclock: VirtualClock) -> None:
+    bomb = _packed(b'{"id": "t-1", "notes": "' + b"0" * _INFLATED + b'"}', zlib.MAX_WBITS)
+
+    async def get(request: web.Request) -> web.Response:
+        return web.Response(body=bomb, headers={"Content-Encoding": "deflate"})
+
+    async with (
+        serve([("GET", "/luma/generations/{task_id}", get)]) as url,
+        LumaSession("sk-test-key", base_url=url, retry=RetryPolicy(attempts=1)) as luma,
+    ):
+        with pytest.raises(APIError, match="larger than 16777216 bytes"):
+            await luma.get("t-1")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("encoding", ["br", "gzip"])
+async def test_an_answer_we_cannot_inflate_is_unreadable_not_a_crash(
+    encoding: str, vclock: VirtualClock
+) -> None:
+    """An encoding never offered (br), or a corrupt gzip stream: a DecodeError, and on a paid
+    POST a SubmissionUncertainError (the service said yes)."""
+    garbage = b"\x1f\x8b\x08\x00not really compressed"
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(status=201, body=garbage, headers={"Content-Encoding": encoding})
+
+    async with (
+        serve(
+            [
+                ("GET", "/luma/generations/{task_id}", answer),
+                ("POST", "/luma/generations", answer),
+            ]
+        ) as url,
+        LumaSession("sk-test-key", base_url=url, retry=RetryPolicy(attempts=1)) as luma,
+    ):
+        with pytest.raises(DecodeError):
+            await luma.get("t-1")
+        with pytest.raises(SubmissionUncertainError):
+            await luma.generate("a fox")
 
 
 # -- 7. RetryPolicy.timeout is a bound -------------------------------------------------------
