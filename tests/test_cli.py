@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from luma_async import InputError, PollPolicy, StateChange, Task, TaskState
-from luma_async._cli import EXIT_CODES, Reporter, main, read_requests
+from luma_async._cli import EXIT_CODES, main, read_requests
 from luma_async.testing import LumaEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -214,29 +214,6 @@ def test_download_command(
     unfinished = capsys.readouterr().out.split()[0]
     emu.set_durations(unfinished, pending=10_000)
     assert main(["download", unfinished, str(tmp_path)]) == EXIT_CODES["usage"]
-
-
-class FakeTerminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_live_view_redraws_in_place() -> None:
-    screen = FakeTerminal()
-    reporter = Reporter(as_json=False, out=screen)
-    task = Task("t-1", TaskState.PENDING)
-    reporter.change(StateChange("t-1", None, "pending", task, 0.0, 1))
-    reporter.change(StateChange("t-2", None, "pending", Task("t-2", TaskState.PENDING), 0.0, 1))
-    reporter.change(
-        StateChange("t-1", "pending", "processing", Task("t-1", TaskState.PROCESSING), 2.0, 2)
-    )
-    text = screen.getvalue()
-    assert "\x1b[2F\x1b[J" in text  # moved up over the two rows and redrew them
-    last_frame = text.rsplit("\x1b[J", 1)[1].splitlines()
-    assert last_frame[0].startswith("t-1  pending -> processing")
-    assert last_frame[1].startswith("t-2  pending")
-    reporter.message("done")
-    assert screen.getvalue().endswith("done\n")
 
 
 def test_ctrl_c_lists_the_submitted_tasks(tmp_path: Path) -> None:
