@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator
 from typing import TextIO
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -87,7 +87,7 @@ class Reporter:
         else:
             self._view.update(self.table(), refresh=True)
 
-    def table(self) -> Table:
+    def table(self) -> RenderableType:
         """The table as it is drawn now, fitted to the console's width and height."""
         now = _clock.monotonic()
         width = self.console.size.width
@@ -101,21 +101,24 @@ class Reporter:
         table.add_column("polls", no_wrap=True, justify="right", width=5)
         table.add_column("video", no_wrap=True, overflow="ellipsis", width=max(5, rest - id_width))
         rows = list(self._rows.values())
-        # Header (2 lines), the cursor's line, and one spare line for a message.
-        room = max(2, self.console.size.height - 4)
+        header: Text | None = None
+        # Header (2 lines), the summary, the cursor's line and one spare line for a message.
+        room = max(2, self.console.size.height - 5)
         if len(rows) > room:
             rows.sort(key=lambda row: row[2])
             hidden, rows = rows[: len(rows) - room + 1], rows[len(rows) - room + 1 :]
             counts = Counter(str(change.state) for change, _, _ in hidden)
             summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-            table.add_row(f"+{len(hidden)} more", Text(summary, style="dim"), "", "", "")
+            header = Text(
+                f"+{len(hidden)} more tasks: {summary}", no_wrap=True, overflow="ellipsis"
+            )
         for change, first_seen, _ in rows:
             task = change.task
             elapsed = change.elapsed if task.is_terminal else now - first_seen
             state = Text(str(change.state), style=_STYLES.get(str(change.state), ""))
             link = task.video.best_url if task.video is not None else ""
             table.add_row(change.task_id, state, f"{elapsed:.1f}s", str(change.polls), link)
-        return table
+        return table if header is None else Group(header, table)
 
     def close(self) -> None:
         """End the live view (its last frame stays) and print the full video links once."""

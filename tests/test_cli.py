@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from luma_async import InputError, PollPolicy, StateChange, Task, TaskState
+from luma_async import InputError, PollPolicy
 from luma_async._cli import EXIT_CODES, main, read_requests
 from luma_async.testing import LumaEmulator
 
