@@ -46,41 +46,25 @@ EPILOG_EXIT = (
 # -- option types: each value is checked while the command line is read -------------------
 
 
-class Seconds(click.ParamType):
+def _seconds(_ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     """A positive, finite number of seconds (``0``, ``-1``, ``nan`` and ``inf`` are refused)."""
-
-    name = "seconds"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, float):
-            return value
-        try:
-            number = float(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a number of seconds", param, ctx)
-        if not math.isfinite(number) or number <= 0:
-            self.fail(f"must be a positive number of seconds, not {value}", param, ctx)
-        return number
-
-
-class Image(click.ParamType):
-    """An http(s) URL, a ``data:`` URI, or an image file that exists and can be read."""
-
-    name = "image"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if not isinstance(value, str) or value.startswith(("http://", "https://", "data:")):
-            return value
-        path = Path(value)
-        if not path.is_file():
-            self.fail(f"no such image file: {path}", param, ctx)
-        if not os.access(path, os.R_OK):
-            self.fail(f"cannot read image file: {path}", param, ctx)
-        return path
-
-
-def _image(value: str | Path | None) -> ImageInput | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"must be a positive number of seconds, not {value}", param=param)
     return value
+
+
+def _image_option(
+    _ctx: click.Context, param: click.Parameter, value: str | None
+) -> ImageInput | None:
+    """An http(s) URL, a ``data:`` URI, or an image file that exists and can be read."""
+    if value is None or value.startswith(("http://", "https://", "data:")):
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise click.BadParameter(f"no such image file: {path}", param=param)
+    if not os.access(path, os.R_OK):
+        raise click.BadParameter(f"cannot read image file: {path}", param=param)
+    return path
 
 
 def _writable_file(path: Path, what: str) -> None:
@@ -166,7 +150,8 @@ pass_context = click.make_pass_decorator(_Context, ensure=True)
 json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 timeout_option = click.option(
     "--timeout",
-    type=Seconds(),
+    type=float,
+    callback=_seconds,
     default=900.0,
     show_default=True,
     help="Give up following after SECONDS (a positive number).",
@@ -236,8 +221,12 @@ def cli(
 @click.option(
     "--expand-prompt/--no-expand-prompt", default=None, help="Let the service rewrite the prompt."
 )
-@click.option("--image", type=Image(), help="First frame: an https URL, a data: URI or a file.")
-@click.option("--end-image", type=Image(), help="Last frame: an https URL, a data: URI or a file.")
+@click.option(
+    "--image", callback=_image_option, help="First frame: an https URL, a data: URI or a file."
+)
+@click.option(
+    "--end-image", callback=_image_option, help="Last frame: an https URL, a data: URI or a file."
+)
 @click.option("--notify-hook", help="A URL the service calls when the task changes.")
 @click.option("--wait/--no-wait", default=False, help="Follow the new task to its end.")
 @timeout_option
@@ -249,8 +238,8 @@ def generate(
     prompt: str,
     aspect_ratio: str | None,
     expand_prompt: bool | None,
-    image: str | Path | None,
-    end_image: str | Path | None,
+    image: ImageInput | None,
+    end_image: ImageInput | None,
     notify_hook: str | None,
     wait: bool,
     timeout: float,
@@ -263,8 +252,8 @@ def generate(
             prompt,
             aspect_ratio=aspect_ratio,
             expand_prompt=expand_prompt,
-            image_url=_image(image),
-            image_end_url=_image(end_image),
+            image_url=image,
+            image_end_url=end_image,
             notify_hook=notify_hook,
         )
 
@@ -279,8 +268,12 @@ def generate(
 @click.option(
     "--expand-prompt/--no-expand-prompt", default=None, help="Let the service rewrite the prompt."
 )
-@click.option("--image", type=Image(), help="First frame: an https URL, a data: URI or a file.")
-@click.option("--end-image", type=Image(), help="Last frame: an https URL, a data: URI or a file.")
+@click.option(
+    "--image", callback=_image_option, help="First frame: an https URL, a data: URI or a file."
+)
+@click.option(
+    "--end-image", callback=_image_option, help="Last frame: an https URL, a data: URI or a file."
+)
 @click.option("--notify-hook", help="A URL the service calls when the task changes.")
 @click.option("--wait/--no-wait", default=False, help="Follow the new task to its end.")
 @timeout_option
@@ -292,8 +285,8 @@ def extend(
     task_id: str,
     prompt: str,
     expand_prompt: bool | None,
-    image: str | Path | None,
-    end_image: str | Path | None,
+    image: ImageInput | None,
+    end_image: ImageInput | None,
     notify_hook: str | None,
     wait: bool,
     timeout: float,
@@ -306,8 +299,8 @@ def extend(
             task_id,
             prompt,
             expand_prompt=expand_prompt,
-            image_url=_image(image),
-            image_end_url=_image(end_image),
+            image_url=image,
+            image_end_url=end_image,
             notify_hook=notify_hook,
         )
 
@@ -639,7 +632,8 @@ def _emulator_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 time_scale_option = click.option(
     "--time-scale",
-    type=Seconds(),
+    type=float,
+    callback=_seconds,
     show_default=True,
     help="Real seconds per emulated second (0.1 runs ten times faster; must be positive).",
 )
