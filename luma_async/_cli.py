@@ -74,6 +74,9 @@ def run_command(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        _quiet_broken_pipe()
+        return EXIT_OK
     except LumaError as exc:
         code = exit_code_of(exc)
         print(f"{label_of(code)}: {cli_message(exc)}", file=sys.stderr)

@@ -8,7 +8,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import AsyncGenerator
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -59,7 +59,9 @@ class Reporter:
 
     def change(self, change: StateChange) -> None:
         if self.as_json:
-            self._write(json.dumps(converter.unstructure(change)))
+            data = converter.unstructure(change)
+            data["task"] = _one_failure_field(data["task"])
+            self._write(json.dumps(data))
         elif self.live:
             now = _clock.monotonic()
             known = self._rows.get(change.task_id)
@@ -157,7 +159,7 @@ class Reporter:
 
     def task(self, task: Task) -> None:
         if self.as_json:
-            self._write(json.dumps(converter.unstructure(task)))
+            self._write(json.dumps(_one_failure_field(converter.unstructure(task))))
         else:
             self.message(_describe_task(task))
 
@@ -173,6 +175,16 @@ class Reporter:
     def _write(self, line: str) -> None:
         self.out.write(line + "\n")
         self.out.flush()
+
+
+def _one_failure_field(task: dict[str, Any]) -> dict[str, Any]:
+    """The task's JSON with its reason once, as ``failure_reason`` (the wire's older
+    ``fail_reason``, kept among the extra fields, would repeat it)."""
+    if "fail_reason" in task:
+        reason = task.pop("fail_reason")
+        if task.get("failure_reason") is None:
+            task["failure_reason"] = reason
+    return task
 
 
 _STYLES = {"completed": "green", "failed": "red", "processing": "yellow", "pending": "dim"}

@@ -456,26 +456,6 @@ def test_emulator_on_a_busy_port_says_so_in_one_line() -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_a_closed_pipe_ends_quietly(emu: LumaEmulator, capsys: pytest.CaptureFixture[str]) -> None:
-    parent = finished_parent(emu, capsys)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "LUMA_API_KEY": emu.api_key,
-        "LUMA_BASE_URL": emu.base_url,
-    }
-    script = (
-        f"{sys.executable} -m luma_async journal --help >/dev/null; "
-        f"for i in $(seq 200); do echo {parent}; done > /dev/null; "
-        f"{sys.executable} -m luma_async get {parent} --json | head -c 1"
-    )
-    proc = subprocess.run(
-        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert "Traceback" not in proc.stderr
-    assert "BrokenPipe" not in proc.stderr
-
-
 # -- 5. CSV from spreadsheets --------------------------------------------------------------
 
 
@@ -569,6 +549,33 @@ def test_get_of_a_failed_task_shows_its_reason(
     out = capsys.readouterr().out
     assert "failed" in out
     assert "reason:" in out
+
+
+def test_json_has_one_failure_field(emu: LumaEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "[fail] doomed", "--wait", "--json"]) == EXIT_CODES["task failed"]
+    *_, last = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert last["state"] == "failed"
+    assert last["task"]["failure_reason"]
+    assert "fail_reason" not in last["task"]
+    assert main(["get", last["task_id"], "--json"]) == 0
+    task = json.loads(capsys.readouterr().out)
+    assert task["failure_reason"] == last["task"]["failure_reason"]
+    assert "fail_reason" not in task
+
+
+def test_a_closed_stdout_ends_quietly(
+    emu: LumaEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parent = finished_parent(emu, capsys)
+
+    class ClosedPipe(io.StringIO):
+        def write(self, _text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["get", parent]) == 0
+    assert main(["watch", parent, "--json"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_emulator_options_have_help_and_choices(capsys: pytest.CaptureFixture[str]) -> None:
