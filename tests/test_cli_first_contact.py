@@ -551,6 +551,20 @@ def test_get_of_a_failed_task_shows_its_reason(
     assert "reason:" in out
 
 
+def test_a_timeout_names_the_flag_and_the_command_to_go_on(
+    emu: LumaEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["generate", "slow"]) == 0
+    task_id = capsys.readouterr().out.split()[0]
+    emu.set_durations(task_id, pending=10_000)
+    assert main(["watch", task_id, "--timeout", "0.2"]) == EXIT_CODES["timeout"]
+    err = capsys.readouterr().err
+    assert "--timeout" in err
+    assert f"luma-async watch {task_id}" in err
+    assert "PollPolicy" not in err
+    assert_one_line_error(err)
+
+
 def test_json_has_one_failure_field(emu: LumaEmulator, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "[fail] doomed", "--wait", "--json"]) == EXIT_CODES["task failed"]
     *_, last = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
