@@ -36,6 +36,7 @@ from luma_async._journal import Journal, JournalEntry
 from luma_async._models import (
     BatchResult,
     ExtendRequest,
+    FinishedTask,
     GenerateRequest,
     ImageInput,
     StateChange,
@@ -46,7 +47,7 @@ from luma_async._models import (
 )
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
 from luma_async._session import DEFAULT_BASE_URL, LumaSession
-from luma_async._watch import Listener, SessionClosedError, Subscription
+from luma_async._watch import FollowEnd, Listener, SessionClosedError, Subscription
 
 if TYPE_CHECKING:
     from luma_async._callbacks import CallbackReceiver
@@ -79,6 +80,8 @@ __all__ = [
     "DecodeError",
     "DownloadError",
     "ExtendRequest",
+    "FinishedTask",
+    "FollowEnd",
     "GenerateRequest",
     "ImageInput",
     "InputError",

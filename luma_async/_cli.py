@@ -11,13 +11,12 @@ import contextlib
 import csv
 import io
 import json
+import os
 import sys
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from luma_async import _clock
-from luma_async._convert import converter
 from luma_async._errors import (
     InputError,
     LumaError,
@@ -26,9 +25,15 @@ from luma_async._errors import (
     TaskFailedError,
 )
 from luma_async._inputs import extend_body
-from luma_async._models import BatchResult, ExtendRequest, StateChange, Task
+from luma_async._journal import request_fingerprint
+from luma_async._models import BatchResult, ExtendRequest, Task
 from luma_async._policy import PollPolicy
 from luma_async._session import LumaSession
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from luma_async._cli_view import Reporter
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -50,95 +55,31 @@ EXIT_CODES = {
 }
 
 
-class Reporter:
-    """Shows state changes: a live table on a terminal, a plain line each when piped, or one
-    JSON object per change with ``--json``.
-
-    The live table has one row per task with its state and the time since it was first
-    seen; :meth:`ticking` keeps the times moving between changes.
-    """
-
-    def __init__(self, *, as_json: bool, out: TextIO | None = None) -> None:
-        self.out = out or sys.stdout
-        self.as_json = as_json
-        self.live = not as_json and self.out.isatty()
-        self._rows: dict[str, tuple[StateChange, float]] = {}
-        self._drawn = 0
-
-    def change(self, change: StateChange) -> None:
-        if self.as_json:
-            self.out.write(json.dumps(converter.unstructure(change)) + "\n")
-        elif self.live:
-            first_seen = self._rows.get(change.task_id, (change, _clock.monotonic()))[1]
-            self._rows[change.task_id] = (change, first_seen)
-            self.redraw()
-            return
-        else:
-            self.out.write(_describe(change, change.elapsed) + "\n")
-        self.out.flush()
-
-    def redraw(self) -> None:
-        if not self.live or not self._rows:
-            return
-        if self._drawn:
-            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
-        now = _clock.monotonic()
-        rows = [
-            _describe(change, change.elapsed if change.task.is_terminal else now - seen)
-            for change, seen in self._rows.values()
-        ]
-        self.out.write("\n".join(rows) + "\n")
-        self._drawn = len(rows)
-        self.out.flush()
-
-    @contextlib.asynccontextmanager
-    async def ticking(self, every: float = 0.5) -> AsyncGenerator[None, None]:
-        """Redraw the live table every ``every`` seconds while the block runs."""
-
-        async def tick() -> None:
-            while True:
-                await _clock.sleep(every)
-                self.redraw()
-
-        ticker = asyncio.get_running_loop().create_task(tick()) if self.live else None
-        try:
-            yield
-        finally:
-            if ticker is not None:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
-
-    def task(self, task: Task) -> None:
-        if self.as_json:
-            self.out.write(json.dumps(converter.unstructure(task)) + "\n")
-        else:
-            video = f"  video: {task.video.best_url}" if task.video is not None else ""
-            self.out.write(f"{task.id}  {task.state}{video}\n")
-        self.out.flush()
-
-    def message(self, text: str) -> None:
-        if not self.as_json:
-            self.out.write(text + "\n")
-            self.out.flush()
-
-
-def _describe(change: StateChange, elapsed: float) -> str:
-    arrow = f"{change.previous} -> {change.state}" if change.previous else f"{change.state}"
-    video = f"  {change.task.video.best_url}" if change.task.video is not None else ""
-    return f"{change.task_id}  {arrow:<24} {elapsed:7.1f}s  polls={change.polls}{video}"
+def cli_message(exc: LumaError) -> str:
+    """An error's message in the command line's terms (flags, not Python arguments)."""
+    if isinstance(exc, PollTimeoutError):
+        state = exc.task.state if exc.task is not None else "never seen"
+        return (
+            f"task {exc.task_id} not finished after {exc.waited:.1f}s (last state: {state}); "
+            f"it may still finish: run 'luma-async watch {exc.task_id}' later, or pass a "
+            "larger --timeout"
+        )
+    return str(exc)
 
 
 def run_command(factory: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Run a command's coroutine and turn library errors into exit codes."""
+    """Run a command's coroutine and turn expected failures into one line and an exit code."""
     try:
         return asyncio.run(factory())
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        _quiet_broken_pipe()
+        return EXIT_OK
     except LumaError as exc:
-        code = _exit_code_of(exc)
-        print(f"{_LABELS[code]}: {exc}", file=sys.stderr)
+        code = exit_code_of(exc)
+        print(f"{label_of(code)}: {cli_message(exc)}", file=sys.stderr)
         return code
 
 
@@ -197,12 +138,14 @@ def read_requests(path: Path) -> list[ExtendRequest]:
     is submitted; the first bad row is an :class:`InputError` naming its line.
     """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from exc
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's BOM is not a field name
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read {path}: not UTF-8 text ({exc.reason})") from exc
     requests: list[ExtendRequest] = []
     if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
+        reader = csv.DictReader(io.StringIO(text), dialect=_sniff(text))
         if reader.fieldnames is None:
             raise InputError(f"{path} is empty: expected a header row and one request per row")
         for number, row in enumerate(reader, start=2):
@@ -225,9 +168,19 @@ def read_requests(path: Path) -> list[ExtendRequest]:
     return requests
 
 
-def result_json(result: BatchResult) -> dict[str, Any]:
-    """One line of a batch's output."""
+def _sniff(text: str) -> type[csv.Dialect] | str:
+    """The CSV dialect of ``text``: comma, semicolon or tab separated (comma when unsure)."""
+    header = text.split("\n", 1)[0]
+    try:
+        return csv.Sniffer().sniff(header, delimiters=",;\t")
+    except csv.Error:
+        return "excel"
+
+
+def result_json(result: BatchResult, key: str | None = None) -> dict[str, Any]:
+    """One line of a batch's output; ``key`` is the request's journal key, if journalled."""
     return {
+        "key": key,
         "parent_id": result.parent_id,
         "user_prompt": result.request.user_prompt,
         "task_id": result.task_id,
@@ -237,8 +190,22 @@ def result_json(result: BatchResult) -> dict[str, Any]:
         if result.task is None or result.task.video is None
         else result.task.video.best_url,
         "path": None if result.path is None else str(result.path),
-        "error": None if result.error is None else f"{type(result.error).__name__}: {result.error}",
+        "error": None
+        if result.error is None
+        else f"{type(result.error).__name__}: {cli_message(result.error)}",
     }
+
+
+def journal_keys(requests: list[ExtendRequest]) -> dict[int, str]:
+    """Each request's journal key (by identity), as :meth:`Journal.key_for` ranks them."""
+    seen: dict[str, int] = {}
+    keys: dict[int, str] = {}
+    for request in requests:
+        fingerprint = request_fingerprint(request)
+        rank = seen.get(fingerprint, 0)
+        seen[fingerprint] = rank + 1
+        keys[id(request)] = f"{fingerprint}:{rank}"
+    return keys
 
 
 async def run_batch(
@@ -261,20 +228,32 @@ async def run_batch(
         policy=policy,
         on_change=reporter.change,
     )
+    keys = journal_keys(requests) if journal is not None else {}
     code = EXIT_OK
     try:
         async with reporter.ticking(), batch:
             async for result in batch:
-                results.write(json.dumps(result_json(result)) + "\n")
+                key = keys.get(id(result.request))
+                line = result_json(result, key)
+                if isinstance(result.error, SubmissionUncertainError) and key is not None:
+                    line["error"] = (
+                        f"SubmissionUncertainError: extend {result.parent_id} may have created "
+                        f"a task, so it is not sent again; look for it, then run 'luma-async "
+                        f"journal resolve {journal} {key} --task-id ID' (or --not-created)"
+                    )
+                results.write(json.dumps(line) + "\n")
                 results.flush()
-                code = max(code, _exit_code_of(result.error))
+                code = max(code, exit_code_of(result.error))
     except asyncio.CancelledError:
-        _report_in_flight(batch.in_flight, [r.user_prompt for r in batch.uncertain])
+        reporter.close()
+        _report_in_flight(
+            batch.in_flight, [r.user_prompt for r in batch.uncertain], journal=journal
+        )
         raise
     return code
 
 
-def _exit_code_of(error: LumaError | None) -> int:
+def exit_code_of(error: LumaError | None) -> int:
     if error is None:
         return EXIT_OK
     for kind, code in _CODES:
@@ -289,6 +268,13 @@ _CODES: tuple[tuple[type[LumaError], int], ...] = (
     (PollTimeoutError, EXIT_TIMEOUT),
     (TaskFailedError, EXIT_TASK_FAILED),
 )
+
+
+def label_of(code: int) -> str:
+    """The word that starts a failure's line on stderr."""
+    return _LABELS.get(code, "error")
+
+
 _LABELS = {
     EXIT_USAGE: "error",
     EXIT_UNCERTAIN: "uncertain",
@@ -298,7 +284,9 @@ _LABELS = {
 }
 
 
-def _report_in_flight(in_flight: dict[str, ExtendRequest], uncertain: list[str]) -> None:
+def _report_in_flight(
+    in_flight: dict[str, ExtendRequest], uncertain: list[str], *, journal: Path | None
+) -> None:
     if in_flight:
         print(f"interrupted; {len(in_flight)} submitted task(s) still running:", file=sys.stderr)
         for task_id, request in in_flight.items():
@@ -310,29 +298,44 @@ def _report_in_flight(in_flight: dict[str, ExtendRequest], uncertain: list[str])
         print("requests cut off while being submitted (they may exist):", file=sys.stderr)
         for prompt in uncertain:
             print(f"  {prompt!r}", file=sys.stderr)
+    if journal is not None:
+        print(
+            f"to resume, run the same command again with the journal {journal}: finished "
+            "results come back and nothing is paid twice; 'luma-async journal list "
+            f"{journal}' shows every request",
+            file=sys.stderr,
+        )
+    elif in_flight:
+        print("follow them with: luma-async watch " + " ".join(in_flight), file=sys.stderr)
 
 
-async def demo(out: TextIO | None = None, *, time_scale: float = 0.1) -> int:
+async def demo(
+    out: TextIO | None = None, *, time_scale: float = 0.1, console: Console | None = None
+) -> int:
     """Generate, extend and follow both to the end against an in-process emulator."""
+    from luma_async._cli_view import Reporter  # noqa: PLC0415 - needs the cli extra
     from luma_async.testing import LumaEmulator  # noqa: PLC0415 - only the demo needs it
 
-    reporter = Reporter(as_json=False, out=out)
     policy = PollPolicy(interval=0.1, max_interval=0.3, jitter=0.05, timeout=60)
-    async with (
-        LumaEmulator(time_scale=time_scale) as emulator,
-        LumaSession(emulator.api_key, base_url=emulator.base_url, poll=policy) as luma,
-    ):
-        reporter.message(
-            f"emulator listening on {emulator.base_url} (1 emulated second = {time_scale}s)"
-        )
-        first = await luma.generate("a red fox trotting through fresh snow", aspect_ratio="16:9")
-        reporter.message(f"generate -> task {first.id}")
-        done = await follow_task(luma, first, reporter, None)
-        extension = await luma.extend(done.id, "the fox leaps over a frozen stream")
-        reporter.message(f"extend {done.id} -> task {extension.id}")
-        finished = await follow_task(luma, extension, reporter, None)
-        assert finished.video is not None
-        reporter.message(f"done: {finished.video.best_url}")
+    with Reporter(as_json=False, out=out, console=console) as reporter:
+        async with (
+            LumaEmulator(time_scale=time_scale) as emulator,
+            LumaSession(emulator.api_key, base_url=emulator.base_url, poll=policy) as luma,
+        ):
+            reporter.message(
+                f"emulator listening on {emulator.base_url} (1 emulated second = {time_scale}s)"
+            )
+            first = await luma.generate(
+                "a red fox trotting through fresh snow", aspect_ratio="16:9"
+            )
+            reporter.message(f"generate -> task {first.id}")
+            done = await follow_task(luma, first, reporter, None)
+            extension = await luma.extend(done.id, "the fox leaps over a frozen stream")
+            reporter.message(f"extend {done.id}\n  -> task {extension.id}")
+            finished = await follow_task(luma, extension, reporter, None)
+            if not reporter.live:  # the live view prints the full links when it ends
+                assert finished.video is not None
+                reporter.message(f"done: {finished.video.best_url}")
     return EXIT_OK
 
 
@@ -344,16 +347,28 @@ def main(argv: list[str] | None = None) -> int:
         from luma_async._cli_commands import cli  # noqa: PLC0415
     except ImportError:  # pragma: no cover - exercised only without the extra
         print(
-            "the luma-async command needs the 'cli' extra: pip install 'luma-async[cli]'",
+            "the luma-async command needs the 'cli' extra (click and rich): "
+            "pip install '.[cli]' from a clone",
             file=sys.stderr,
         )
         return EXIT_USAGE
 
     try:
         result = cli.main(args=argv, prog_name="luma-async", standalone_mode=False)
-    except click.UsageError as exc:
+    except click.ClickException as exc:  # usage errors, unusable files
         exc.show()
         return EXIT_USAGE
     except click.Abort:
+        print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return EXIT_OK
     return int(result or 0)
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader of stdout went away (``| head``): end without a traceback at exit."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

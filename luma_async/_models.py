@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchResult",
     "ExtendRequest",
+    "FinishedTask",
     "GenerateRequest",
     "ImageInput",
     "StateChange",
@@ -101,6 +102,42 @@ class Task:
         return self.is_finished or self.is_failed
 
 
+@attrs.frozen(eq=False)
+class FinishedTask(Task):
+    """A task whose video exists: what :meth:`LumaSession.wait` returns.
+
+    The same fields as :class:`Task`, but ``video`` is a :class:`Video`, never ``None``, so
+    ``done.video.url`` needs no check, for the reader or the type checker.
+    """
+
+    video: Video = attrs.field(kw_only=True)
+
+    @classmethod
+    def of(cls, task: Task) -> FinishedTask:
+        """``task`` as a :class:`FinishedTask`; :class:`ValueError` if it has no video yet."""
+        if isinstance(task, FinishedTask):
+            return task
+        if task.video is None:
+            raise ValueError(f"task {task.id} has no video yet (state: {task.state})")
+        return cls(**{field.name: getattr(task, field.name) for field in attrs.fields(Task)})
+
+    # Equal to (and hashed as) the plain Task with the same fields: only the type is narrower.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Task):
+            return NotImplemented
+        return all(
+            getattr(self, field.name) == getattr(other, field.name)
+            for field in attrs.fields(Task)
+            if field.eq
+        )
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = Task.__hash__
+
+
 @attrs.frozen
 class StateChange:
     """One change of a task's state, as seen by a poller.
@@ -115,6 +152,11 @@ class StateChange:
     task: Task
     elapsed: float
     polls: int
+
+    @property
+    def finished(self) -> FinishedTask | None:
+        """The task as a :class:`FinishedTask` once its video exists, else ``None``."""
+        return FinishedTask.of(self.task) if self.task.video is not None else None
 
 
 @attrs.frozen

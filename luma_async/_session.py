@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import os
 import platform
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
@@ -26,6 +27,7 @@ from luma_async._journal import Journal
 from luma_async._models import (
     BatchResult,
     ExtendRequest,
+    FinishedTask,
     GenerateRequest,
     ImageInput,
     StateChange,
@@ -34,7 +36,7 @@ from luma_async._models import (
     Video,
 )
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
-from luma_async._watch import Hub, Listener, Subscription
+from luma_async._watch import FollowEnd, Hub, Listener, Subscription
 
 if TYPE_CHECKING:
     from luma_async._callbacks import CallbackReceiver
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "LumaSession"]
 
 _R = TypeVar("_R", GenerateRequest, ExtendRequest)
+
+log = logging.getLogger("luma_async")
 
 DEFAULT_BASE_URL = "https://api.gpt.ge"
 _DEFAULT_CONNECTIONS = 100  # aiohttp's own default connector limit
@@ -393,8 +397,9 @@ class LumaSession:
         policy: PollPolicy | None = None,
         first: Task | None = None,
         on_change: Callable[[StateChange], object] | None = None,
-    ) -> Task:
-        """Follow a task to its end and return it finished (``video`` set).
+    ) -> FinishedTask:
+        """Follow a task to its end and return it finished: a :class:`FinishedTask`, whose
+        ``video`` is never ``None``.
 
         ``on_change`` (a function or coroutine function) sees each change on the way.
         """
@@ -410,7 +415,7 @@ class LumaSession:
         finally:
             await subscription.aclose()
         assert last is not None  # a subscription ends only after a change with a video
-        return last
+        return FinishedTask.of(last)
 
     def watch_many(
         self, task_ids: Iterable[str], *, policy: PollPolicy | None = None
@@ -428,25 +433,41 @@ class LumaSession:
         self,
         task_id: str,
         *,
-        queue: asyncio.Queue[StateChange] | None = None,
-        callback: Callable[[StateChange], Awaitable[None]] | None = None,
+        queue: asyncio.Queue[StateChange | FollowEnd] | None = None,
+        callback: Callable[[StateChange], object] | None = None,
         policy: PollPolicy | None = None,
     ) -> Listener:
         """Feed a task's changes to ``queue`` or ``callback`` in the background.
 
-        Returns a :class:`Listener`: ``await`` it for the finished task, ``cancel()`` it to
-        stop.  It shares the task's poller with every other follower.
+        ``callback`` is a function or a coroutine function (awaited for each change, in
+        order), as ``on_change`` of :meth:`wait`.  A ``queue`` receives every change and then,
+        however the follow ends, one :class:`FollowEnd` saying how (``error`` is ``None``
+        when the video exists), so a consumer never waits for a change that will not come.
+
+        Returns a :class:`Listener`: ``await`` it for the :class:`FinishedTask`, ``cancel()``
+        it to stop.  It shares the task's poller with every other follower.
         """
         if (queue is None) == (callback is None):
             raise InputError("pass exactly one of queue= or callback=")
         if queue is not None and not isinstance(queue, asyncio.Queue):
             raise InputError(f"queue must be an asyncio.Queue, not {type(queue).__name__}")
         if callback is not None and not callable(callback):
-            raise InputError("callback must be an async function taking a StateChange")
+            raise InputError(
+                "callback must be a function or async function taking a StateChange, "
+                f"not {type(callback).__name__}"
+            )
         subscription = self.poll(task_id, policy=policy)
-        deliver = queue.put if queue is not None else callback
-        assert deliver is not None
-        return self._hub.listen(subscription, deliver)
+        if queue is None:
+            assert callback is not None
+            return self._hub.listen(subscription, callback)
+
+        def end(item: FollowEnd) -> None:
+            try:
+                queue.put_nowait(item)
+            except asyncio.QueueFull:
+                log.warning("queue full: the end of following task %s was not queued", task_id)
+
+        return self._hub.listen(subscription, queue.put, on_end=end)
 
     def notify(self, task_id: str) -> bool:
         """Tell the poller of ``task_id`` to look now (a callback arrived). True if watched."""

@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -25,14 +26,14 @@ import attrs
 from luma_async import _clock
 from luma_async._convert import tasks_from_json
 from luma_async._errors import APIError, LumaError, PollTimeoutError, TaskFailedError
-from luma_async._models import StateChange, Task
+from luma_async._models import FinishedTask, StateChange, Task
 from luma_async._poll import follow
 
 if TYPE_CHECKING:
     from luma_async._http import Transport
     from luma_async._policy import PollPolicy
 
-__all__ = ["Hub", "Listener", "Subscription"]
+__all__ = ["FollowEnd", "Hub", "Listener", "Subscription"]
 
 log = logging.getLogger("luma_async")
 
@@ -202,29 +203,52 @@ class _Watch:
             self.hub._ended(self)  # noqa: SLF001
 
 
-class Listener:
-    """A subscription that feeds an ``asyncio.Queue`` or an async callback in the background.
+@attrs.frozen
+class FollowEnd:
+    """The last item a :meth:`LumaSession.subscribe` queue receives: the follow has ended.
 
-    ``await listener`` (or ``await listener.wait()``) gives the finished task, or raises what
-    following it raised; ``cancel()`` stops it.
+    ``task`` is the last state seen (``None`` if none was).  ``error`` says how it ended:
+    ``None`` when the video exists; else :class:`TaskFailedError`, :class:`PollTimeoutError`,
+    another :class:`LumaError`, an error raised while delivering, or
+    :class:`asyncio.CancelledError` when the listener was cancelled.
+    """
+
+    task_id: str
+    task: Task | None
+    error: BaseException | None
+
+    @property
+    def ok(self) -> bool:
+        """The task finished: its video exists."""
+        return self.error is None
+
+
+class Listener:
+    """A subscription that feeds an ``asyncio.Queue`` or a callback in the background.
+
+    ``await listener`` (or ``await listener.wait()``) gives the :class:`FinishedTask`, or
+    raises what following it raised; ``cancel()`` stops it and ``done()`` says whether it
+    has ended, as on :class:`asyncio.Task`.
 
     Returned by :meth:`LumaSession.subscribe`; not created directly.
     """
 
-    def __init__(self, task: asyncio.Task[Task | None]) -> None:
+    def __init__(self, task: asyncio.Task[FinishedTask]) -> None:
         self._task = task
 
     def cancel(self) -> None:
+        """Stop following (a queue then receives a :class:`FollowEnd` with the cancel)."""
         self._task.cancel()
 
-    @property
     def done(self) -> bool:
+        """True once the follow has ended (finished, failed, timed out or cancelled)."""
         return self._task.done()
 
-    async def wait(self) -> Task | None:
+    async def wait(self) -> FinishedTask:
+        """The finished task; raises what following it raised."""
         return await self._task
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, FinishedTask]:
         return self._task.__await__()
 
 
@@ -248,7 +272,7 @@ class Hub:
         self._gate: asyncio.Semaphore | None = None
         self._fetch_one = fetch_one
         self._watches: dict[str, _Watch] = {}
-        self._listeners: set[asyncio.Task[Task | None]] = set()
+        self._listeners: set[asyncio.Task[FinishedTask]] = set()
         self.batch_supported = batch  # None: not known yet
         self._window = window
         self._max_batch = max_batch
@@ -280,17 +304,32 @@ class Hub:
     def listen(
         self,
         subscription: Subscription,
-        deliver: Callable[[StateChange], Awaitable[None]],
+        deliver: Callable[[StateChange], object],
+        *,
+        on_end: Callable[[FollowEnd], object] | None = None,
     ) -> Listener:
-        async def forward() -> Task | None:
+        """Feed ``subscription`` to ``deliver`` (a function or coroutine function) in the
+        background; ``on_end`` gets the :class:`FollowEnd` however the follow ends."""
+        task_id = subscription._task_ids[0]  # noqa: SLF001
+
+        async def forward() -> FinishedTask:
             last: Task | None = None
+            error: BaseException | None = None
             try:
                 async for change in subscription:
                     last = change.task
-                    await deliver(change)
+                    outcome = deliver(change)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+            except BaseException as exc:
+                error = exc
+                raise
             finally:
                 subscription.close()
-            return last
+                if on_end is not None:
+                    on_end(FollowEnd(task_id, last, error))
+            assert last is not None  # a subscription ends only after a change with a video
+            return FinishedTask.of(last)
 
         task = asyncio.get_running_loop().create_task(forward(), name="luma-listener")
         self._listeners.add(task)

@@ -12,6 +12,7 @@ import pytest_asyncio
 from luma_async import (
     BatchResult,
     ExtendRequest,
+    FollowEnd,
     LumaSession,
     PollPolicy,
     PollTimeoutError,
@@ -245,22 +246,31 @@ async def test_late_listener_gets_the_latest_state_at_once(
 @pytest.mark.asyncio
 async def test_subscribe_with_a_queue_and_a_callback(luma: LumaSession) -> None:
     task = await luma.generate("a fox")
-    queue: asyncio.Queue[StateChange] = asyncio.Queue()
+    queue: asyncio.Queue[StateChange | FollowEnd] = asyncio.Queue()
     seen: list[str] = []
+    seen_sync: list[str] = []
 
     async def callback(change: StateChange) -> None:
         seen.append(str(change.state))
 
     by_queue = luma.subscribe(task.id, queue=queue)
     by_callback = luma.subscribe(task.id, callback=callback)
+    by_sync = luma.subscribe(task.id, callback=lambda change: seen_sync.append(change.state))
     done_queue, done_callback = await by_queue, await by_callback.wait()
-    assert done_queue is not None and done_queue.video is not None
+    assert done_queue.video is not None
     assert done_callback == done_queue
-    states = []
+    assert await by_sync == done_queue
+    items = []
     while not queue.empty():
-        states.append(str(queue.get_nowait().state))
-    assert states == seen == ["pending", "processing", "completed"]
-    assert by_queue.done
+        items.append(queue.get_nowait())
+    *changes, end = items
+    assert [str(c.state) for c in changes if isinstance(c, StateChange)] == seen
+    assert seen == seen_sync == ["pending", "processing", "completed"]
+    assert isinstance(end, FollowEnd)  # the queue is told that the follow ended, and how
+    assert end.ok
+    assert end.error is None
+    assert end.task == done_queue
+    assert by_queue.done()
     with pytest.raises(InputError):
         luma.subscribe(task.id)
     with pytest.raises(InputError):

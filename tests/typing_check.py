@@ -11,6 +11,8 @@ from luma_async import (
     APIError,
     BatchResult,
     ExtendRequest,
+    FinishedTask,
+    FollowEnd,
     LumaError,
     LumaSession,
     PollPolicy,
@@ -38,14 +40,15 @@ async def extend_and_follow(task_id: str) -> str:
         async for change in luma.poll(extension.id):
             assert_type(change, StateChange)
             assert_type(change.elapsed, float)
+            if (finished := change.finished) is not None:
+                assert_type(finished.video, Video)  # a finished change: the video is there
+        assert_type(extension.video, Video | None)  # a plain Task: not yet
         done = await luma.wait(extension.id)
-        video = done.video
-        assert_type(video, Video | None)
-        if video is not None:
-            return video.best_url
+        assert_type(done, FinishedTask)
+        assert_type(done.video, Video)  # wait() guarantees it, and says so
         if done.state == TaskState.FAILED:
             return done.failure_reason or ""
-        return ""
+        return done.video.best_url
 
 
 async def batch(ids: list[str]) -> list[Task]:
@@ -59,10 +62,21 @@ async def batch(ids: list[str]) -> list[Task]:
                 finished.append(result.task)
             elif isinstance(result.error, RateLimitError):
                 assert_type(result.error.retry_after, float | None)
-        queue: asyncio.Queue[StateChange] = asyncio.Queue()
+        queue: asyncio.Queue[StateChange | FollowEnd] = asyncio.Queue()
         listener = luma.subscribe(ids[0], queue=queue)
-        last = await listener.wait()
-        assert_type(last, Task | None)
+        assert_type(await listener.wait(), FinishedTask)
+        assert_type(await listener, FinishedTask)
+        assert_type(listener.done(), bool)
+        item = await queue.get()
+        if isinstance(item, FollowEnd):
+            assert_type(item.error, BaseException | None)
+
+        def sync_callback(change: StateChange) -> None: ...
+
+        async def async_callback(change: StateChange) -> None: ...
+
+        luma.subscribe(ids[0], callback=sync_callback)
+        luma.subscribe(ids[0], callback=async_callback)
     return finished
 
 

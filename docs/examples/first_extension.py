@@ -12,7 +12,9 @@ async def main(task_id: str, prompt: str = "the camera pulls back to reveal the 
         print(f"extending {task_id}: new task {extension.id}")
         async for change in luma.poll(extension.id, first=extension):
             print(f"{change.state:<10} after {change.elapsed:5.1f}s, {change.polls} polls")
-    return change.task.video.url  # poll() ends with the change that brings the video
+            if change.finished:  # poll() ends with the change that brings the video
+                return change.finished.video.url
+    raise AssertionError("unreachable: poll() ends with the video, or raises")
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         try:
             async for change in changes:
                 await send(response, "state", {"state": str(change.state), "polls": change.polls})
-            await send(response, "done", {"video": change.task.video.url})
+                if change.finished:  # the last change: its video is there
+                    await send(response, "done", {"video": change.finished.video.url})
         except TaskFailedError as exc:
             await send(response, "failed", {"reason": exc.task.failure_reason})
         except LumaError as exc:

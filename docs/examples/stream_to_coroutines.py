@@ -3,22 +3,26 @@
 import asyncio
 import sys
 
-from luma_async import LumaSession, StateChange
+from luma_async import FollowEnd, LumaSession, StateChange
 
 
-async def dashboard(queue: asyncio.Queue[StateChange], board: dict[str, str], tasks: int) -> None:
+async def dashboard(
+    queue: asyncio.Queue[StateChange | FollowEnd], board: dict[str, str], tasks: int
+) -> None:
     """A consumer: it knows nothing of Luma, it reads changes from a queue."""
     ended = 0
     while ended < tasks:
-        change = await queue.get()
-        board[change.task_id] = str(change.state)
-        print(f"{change.task_id}: {change.previous} -> {change.state}")
-        if change.task.is_terminal:  # finished (video set) or failed
+        item = await queue.get()
+        if isinstance(item, FollowEnd):  # after a task's last change, however it ended
             ended += 1
+            print(f"{item.task_id}: ended", "ok" if item.ok else f"with {item.error!r}")
+            continue
+        board[item.task_id] = str(item.state)
+        print(f"{item.task_id}: {item.previous} -> {item.state}")
 
 
 async def with_a_queue(prompts: list[str]) -> dict[str, str]:
-    queue: asyncio.Queue[StateChange] = asyncio.Queue()
+    queue: asyncio.Queue[StateChange | FollowEnd] = asyncio.Queue()
     board: dict[str, str] = {}
     async with LumaSession() as luma:
         tasks = [await luma.generate(prompt) for prompt in prompts]

@@ -12,7 +12,7 @@ from luma_async.testing import LumaEmulator
 # 1. The emulator in the test's own event loop, on virtual time: no real waiting at all.
 @pytest.mark.asyncio
 @pytest.mark.usefixtures("luma_virtual_time")  # yields the VirtualClock, if you need it
-async def test_clip_is_extended(monkeypatch: pytest.MonkeyPatch):
+async def test_clip_is_extended(monkeypatch: pytest.MonkeyPatch) -> None:
     async with LumaEmulator() as emu:  # start it after virtual time, on the same clock
         monkeypatch.setenv("LUMA_BASE_URL", emu.base_url)
         monkeypatch.setenv("LUMA_API_KEY", emu.api_key)
@@ -26,7 +26,7 @@ async def test_clip_is_extended(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.mark.asyncio
 @pytest.mark.usefixtures("luma_virtual_time")
-async def test_failed_task_is_reported(monkeypatch: pytest.MonkeyPatch):
+async def test_failed_task_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     async with LumaEmulator() as emu:  # a prompt containing "[fail]" makes the task fail
         monkeypatch.setenv("LUMA_BASE_URL", emu.base_url)
         monkeypatch.setenv("LUMA_API_KEY", emu.api_key)
@@ -40,7 +40,7 @@ FAST = PollPolicy(interval=0.05, max_interval=0.1, jitter=0.0, timeout=30.0)
 
 
 @pytest.mark.luma_emulator(time_scale=0.01, dialect="gateway", envelope="wrapped")
-def test_with_the_fixture(monkeypatch: pytest.MonkeyPatch, luma_emulator: LumaEmulator):
+def test_with_the_fixture(monkeypatch: pytest.MonkeyPatch, luma_emulator: LumaEmulator) -> None:
     monkeypatch.setenv("LUMA_BASE_URL", luma_emulator.base_url)
     monkeypatch.setenv("LUMA_API_KEY", luma_emulator.api_key)
     url = asyncio.run(make_clip("a red fox in snow", poll=FAST))
