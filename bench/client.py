@@ -48,7 +48,20 @@ class Control:
 
 
 def peak_rss_mb() -> float:
-    """The peak resident set size of this process so far (Linux reports KiB)."""
+    """The peak resident set size of this process so far (Linux: ``VmHWM``).
+
+    Not ``ru_maxrss`` where ``/proc`` has the figure: after fork and exec, Linux keeps the
+    parent's RSS at the fork in the child's ``ru_maxrss``, so a child of a 60 MB parent
+    reports a peak of at least 60 MB whatever it does.  ``VmHWM`` is the high-water mark of
+    this process's own memory.
+    """
+    try:
+        with Path("/proc/self/status").open(encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
