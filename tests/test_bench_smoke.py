@@ -6,7 +6,7 @@ import math
 import pytest
 
 from bench import __main__ as bench_main
-from bench import import_time, latency, many_watches, server, throughput
+from bench import import_time, latency, many_watches, profiling, server, throughput
 from bench.client import peak_rss_mb, rss_mb
 from bench.goals import Goal, goals, table_rows
 from bench.stats import fmt, format_table, ideal_looks, machine, median, percentile, ratio
@@ -219,3 +219,17 @@ def test_the_details_table_is_built_from_results():
     ] in (rows)
     assert any(row[2] == "100 / 0" for row in rows)
     assert any("(0.00)" in row[2] for row in rows)  # p95 2 ms against a 2 s interval
+
+
+def test_profile_time_is_grouped_by_where_it_is_spent():
+    generated = "<cattrs generated structure luma_async._models.Video>"
+    assert profiling.bucket(generated) == profiling.bucket("/x/cattrs/converters.py")
+    assert profiling.bucket("/work/luma_async/_http.py") == "luma-async"
+    assert profiling.bucket("/x/site-packages/aiohttp/client.py") == "aiohttp"
+    assert profiling.bucket("~") == "builtins (sockets, isinstance ...)"
+    entries = {
+        ("/a/luma_async/_http.py", 1, "f"): (1, 1, 0.25, 0.5, {}),
+        ("/a/luma_async/_convert.py", 2, "g"): (1, 1, 0.5, 0.5, {}),
+        ("/b/aiohttp/client.py", 3, "h"): (1, 1, 1.0, 2.0, {}),
+    }
+    assert profiling.shares(entries) == {"aiohttp": 1.0, "luma-async": 0.75}
