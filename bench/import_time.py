@@ -61,6 +61,7 @@ def run(*, repeats: int, python: str = sys.executable) -> dict[str, Any]:
     return {
         "repeats": repeats,
         "extra_ms": median(extra) * 1000,
+        "pairs_ms": [round(e * 1000, 1) for e in extra],
         "aiohttp_ms": median(bases) * 1000,
         "luma_async_ms": median(ours) * 1000,
         "cumulative_ms": {n: median(v) / 1000 for n, v in cumulative.items() if v},

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import random
 import time
 from typing import Any
@@ -98,11 +99,18 @@ async def _follow_raw(
 
 
 async def run(
-    base_url: str, api_key: str, *, count: int, client: str = "luma", batch: bool = True
+    base_url: str,
+    api_key: str,
+    *,
+    count: int,
+    client: str = "luma",
+    batch: bool = True,
+    pending: float = PENDING,
+    processing: float = PROCESSING,
 ) -> dict[str, Any]:
     control = Control(base_url, api_key)
     await control.reset(tasks=True)
-    made = await control.create(count, pending=PENDING, processing=PROCESSING, spread=SPREAD)
+    made = await control.create(count, pending=pending, processing=processing, spread=SPREAD)
     await control.reset()
     ids = [m["id"] for m in made]
     last_done = max(m["completes_at"] for m in made)
@@ -142,7 +150,9 @@ async def run(
         "batch_posts_per_task": stats["tasks"] / count,
         "requests_per_task": (stats["get"] + stats["tasks"]) / count,
         "looks_per_task": looks / count,
-        "ideal_looks_per_task": ideal_looks(POLICY, PENDING, PROCESSING + SPREAD / 2),
+        "cpu_ms_per_look": cpu * 1000 / looks if looks else float("nan"),
+        "ideal_looks_per_task": ideal_looks(POLICY, pending, processing + SPREAD / 2),
+        "task_seconds": pending + processing + SPREAD / 2,
     }
 
 
@@ -178,6 +188,7 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "rss_kb_per_task": median(r["rss_growth_kb_per_task"] for r in group),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in group),
                 "cpu_ms_per_task": median(r["cpu_ms_per_task"] for r in group),
+                "cpu_ms_per_look": median(r.get("cpu_ms_per_look", math.nan) for r in group),
                 "cpu_ratio_raw": median(paired) if paired and way != RAW_NAME else None,
                 "finished": min(r["finished"] for r in group),
                 "error_count": max(r["error_count"] for r in group),
@@ -198,9 +209,19 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--client", choices=["luma", "raw"], default="luma")
     parser.add_argument("--no-batch", dest="batch", action="store_false")
+    parser.add_argument("--pending", type=float, default=PENDING, help="seconds queued")
+    parser.add_argument("--processing", type=float, default=PROCESSING, help="seconds (+0-2)")
     args = parser.parse_args()
     result = asyncio.run(
-        run(args.base_url, args.api_key, count=args.count, client=args.client, batch=args.batch)
+        run(
+            args.base_url,
+            args.api_key,
+            count=args.count,
+            client=args.client,
+            batch=args.batch,
+            pending=args.pending,
+            processing=args.processing,
+        )
     )
     print(json.dumps(result))
 

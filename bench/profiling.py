@@ -6,9 +6,9 @@ Writes, for the luma-async side only:
     3,000 ``LumaSession.get()`` at concurrency 32 (the throughput benchmark's luma-async round);
 ``waits.cprofile.txt`` / ``waits.pyinstrument.txt``
     N concurrent ``wait()``s without batch refresh (GET only, as the raw polling loop does);
-``waits.tracemalloc.txt``
-    what the same waits hold in memory 2.5 s in, when every wait is between two looks:
-    the allocation sites by size, and bytes per wait.
+``waits.luma.tracemalloc.txt`` / ``waits.raw.tracemalloc.txt``
+    what the same waits (and the raw aiohttp polling loop's) hold in memory 2.5 s in, when
+    every wait is between two looks: the allocation sites by size, and bytes per wait.
 
 cProfile counts CPU time (``time.process_time``), so that a loaded machine's preemptions do
 not land in whatever function was running; its own overhead inflates small functions.
@@ -103,7 +103,7 @@ def _pyinstrument(job: Job, path: Path) -> None:
     path.write_text(profiler.output_text(unicode=False, color=False), encoding="utf-8")
 
 
-def _tracemalloc(base_url: str, api_key: str, count: int, path: Path) -> None:
+def _tracemalloc(base_url: str, api_key: str, count: int, path: Path, client: str) -> None:
     snapshots: list[tracemalloc.Snapshot] = []
 
     async def job() -> None:
@@ -112,7 +112,7 @@ def _tracemalloc(base_url: str, api_key: str, count: int, path: Path) -> None:
             snapshots.append(tracemalloc.take_snapshot())
 
         snapper = asyncio.ensure_future(snap())
-        await many_watches.run(base_url, api_key, count=count, client="luma", batch=False)
+        await many_watches.run(base_url, api_key, count=count, client=client, batch=False)
         await snapper
 
     tracemalloc.start(1)
@@ -120,7 +120,7 @@ def _tracemalloc(base_url: str, api_key: str, count: int, path: Path) -> None:
     asyncio.run(job())
     tracemalloc.stop()
     (during,) = snapshots
-    lines = [f"{count} waits, 2.5 s in, against the start; bytes per wait = size / {count}\n"]
+    lines = [f"{count} waits ({client}), 2.5 s in, against the start; B/wait = size / {count}\n"]
     diff = during.compare_to(before, "lineno")
     total = sum(d.size_diff for d in diff)
     lines.append(f"total growth {total / 1024:,.0f} KiB = {total / count:,.0f} B per wait\n")
@@ -145,9 +145,10 @@ def run(base_url: str, api_key: str, folder: Path, *, gets: int, watches: int) -
             path = folder / f"{name}.{kind}.txt"
             profile(job, path)
             written.append(path)
-    path = folder / "waits.tracemalloc.txt"
-    _tracemalloc(base_url, api_key, watches, path)
-    written.append(path)
+    for client in ("luma", "raw"):
+        path = folder / f"waits.{client}.tracemalloc.txt"
+        _tracemalloc(base_url, api_key, watches, path, client)
+        written.append(path)
     return written
 
 

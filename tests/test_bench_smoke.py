@@ -103,6 +103,8 @@ def _watch_run(client, batch, round_, cpu, growth):
         "gets_per_task": 2.0,
         "batch_posts_per_task": 0.0,
         "looks_per_task": 2.0,
+        "cpu_ms_per_look": cpu / 2,
+        "ideal_looks_per_task": 2,
         "lag_p50_s": 0.1,
         "lag_p95_s": 0.2,
     }
