@@ -33,7 +33,12 @@ class Control:
         spread: float = 0.0,
         notify_hook: str | None = None,
     ) -> list[dict[str, Any]]:
-        body = {"count": count, "pending": pending, "processing": processing, "spread": spread}
+        body: dict[str, Any] = {
+            "count": count,
+            "pending": pending,
+            "processing": processing,
+            "spread": spread,
+        }
         if notify_hook is not None:
             body["notify_hook"] = notify_hook
         made: list[dict[str, Any]] = await self._call("POST", "/bench/tasks", body)

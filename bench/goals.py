@@ -129,5 +129,10 @@ def goals(results: dict[str, Any]) -> list[Goal]:
     ]
 
 
+def check_status(found: list[Goal]) -> int:
+    """What ``python -m bench --check`` exits with: 1 when a goal is missed or not run."""
+    return 0 if found and all(goal.met for goal in found) else 1
+
+
 def table_rows(found: list[Goal]) -> list[list[str]]:
     return [[g.number, g.measure, g.shown, g.target, g.mark] for g in found]

@@ -83,9 +83,10 @@ def _cprofile(job: Job, path: Path) -> None:
     profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
-    total = sum(shares(stats.stats).values())  # type: ignore[attr-defined]
+    grouped = shares(stats.stats)  # type: ignore[attr-defined]
+    total = sum(grouped.values())
     out.write(f"client CPU time profiled: {total:.3f} s; own time by group:\n")
-    for name, seconds in shares(stats.stats).items():  # type: ignore[attr-defined]
+    for name, seconds in grouped.items():
         out.write(f"  {name:40} {seconds:7.3f} s {100 * seconds / total:5.1f} %\n")
     out.write("\n")
     stats.sort_stats("tottime").print_stats(40)

@@ -8,7 +8,7 @@ import pytest
 from bench import __main__ as bench_main
 from bench import import_time, latency, many_watches, profiling, server, throughput
 from bench.client import peak_rss_mb, rss_mb
-from bench.goals import Goal, goals, table_rows
+from bench.goals import Goal, check_status, goals, table_rows
 from bench.stats import fmt, format_table, ideal_looks, machine, median, percentile, ratio
 from luma_async import PollPolicy, Task, TaskState
 from luma_async._poll import next_wait
@@ -153,6 +153,11 @@ def test_goals_compare_each_figure_with_its_limit():
     assert found["5,000 waits, batch refresh: RSS growth per task"].met
     assert found["10,000 waits, batch refresh: CPU per task / raw loop"].value == 1.0
     assert found["100,000 waits, batch refresh: unfinished + errors"].met
+    assert check_status(list(found.values())) == 1  # two misses
+    met = goals(_results(import_time={"extra_ms": 10.0}))
+    met = [g for g in met if g.measure != "throughput, client CPU: luma-async / raw"]
+    assert check_status(met) == 0
+    assert check_status([]) == 1
     assert found["detection, callbacks: p95"].met  # 99 < 100
     assert not found["import luma_async minus import aiohttp"].met
     assert ["5", "import luma_async minus import aiohttp", "151.0 ms", "≤ 150.0 ms", "MISS"] in (
