@@ -96,7 +96,11 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Speed and memory, measured against raw aiohttp and the official SDK; reports only."""
+    """Speed and memory against raw aiohttp and the official SDK, each beside its goal.
+
+    ``nox -s bench -- --quick`` for a smoke run, ``-- --check`` to exit 1 on a missed goal
+    (by hand only: timings depend on the machine), ``-- --json PATH``, ``-- --big N``.
+    """
     _install(session, "tests")
     session.install("lumaai", "pyinstrument")
     session.run("python", "-m", "bench", *session.posargs)

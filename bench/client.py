@@ -33,7 +33,12 @@ class Control:
         spread: float = 0.0,
         notify_hook: str | None = None,
     ) -> list[dict[str, Any]]:
-        body = {"count": count, "pending": pending, "processing": processing, "spread": spread}
+        body: dict[str, Any] = {
+            "count": count,
+            "pending": pending,
+            "processing": processing,
+            "spread": spread,
+        }
         if notify_hook is not None:
             body["notify_hook"] = notify_hook
         made: list[dict[str, Any]] = await self._call("POST", "/bench/tasks", body)
@@ -48,7 +53,20 @@ class Control:
 
 
 def peak_rss_mb() -> float:
-    """The peak resident set size of this process so far (Linux reports KiB)."""
+    """The peak resident set size of this process so far (Linux: ``VmHWM``).
+
+    Not ``ru_maxrss`` where ``/proc`` has the figure: after fork and exec, Linux keeps the
+    parent's RSS at the fork in the child's ``ru_maxrss``, so a child of a 60 MB parent
+    reports a peak of at least 60 MB whatever it does.  ``VmHWM`` is the high-water mark of
+    this process's own memory.
+    """
+    try:
+        with Path("/proc/self/status").open(encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

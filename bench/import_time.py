@@ -1,8 +1,9 @@
-"""(4) Import time: ``import luma_async`` in fresh interpreters, median of several.
+"""(5) Import cost: what ``import luma_async`` adds over ``import aiohttp`` alone.
 
-Two readings: the wall time of ``python -c 'import luma_async'`` minus that of
-``python -c 'pass'`` (what a CLI user waits for), and the cumulative microseconds
-``-X importtime`` attributes to ``luma_async`` and its big dependencies.
+Fresh interpreters, in pairs (``python -c 'import aiohttp'`` then ``python -c 'import
+luma_async'``), the order swapped every pair; the figure is the median of the per-pair
+differences, so that drift of the machine cancels.  For reading, ``-X importtime`` gives the
+cumulative microseconds of ``luma_async`` and its big dependencies.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from bench.stats import median
 
 WATCHED = ("luma_async", "aiohttp", "attrs", "cattrs", "tenacity")
+BASE, OURS = "import aiohttp", "import luma_async"
 
 
 def parse_importtime(stderr: str) -> dict[str, int]:
@@ -39,24 +41,28 @@ def _wall(code: str, python: str) -> float:
 
 
 def run(*, repeats: int, python: str = sys.executable) -> dict[str, Any]:
-    _wall("import luma_async", python)  # warm the disk cache and the bytecode
-    walls, bases = [], []
-    for _ in range(repeats):
-        bases.append(_wall("pass", python))
-        walls.append(_wall("import luma_async", python))
+    _wall(OURS, python)  # warm the disk cache and the bytecode
+    bases, ours, extra = [], [], []
+    for index in range(repeats):
+        if index % 2:
+            mine, base = _wall(OURS, python), _wall(BASE, python)
+        else:
+            base, mine = _wall(BASE, python), _wall(OURS, python)
+        bases.append(base)
+        ours.append(mine)
+        extra.append(mine - base)
     cumulative: dict[str, list[int]] = {name: [] for name in WATCHED}
-    for _ in range(repeats):
+    for _ in range(3):
         done = subprocess.run(
-            [python, "-X", "importtime", "-c", "import luma_async"],
-            check=True,
-            capture_output=True,
-            text=True,
+            [python, "-X", "importtime", "-c", OURS], check=True, capture_output=True, text=True
         )
         for name, micros in parse_importtime(done.stderr).items():
             cumulative[name].append(micros)
     return {
         "repeats": repeats,
-        "wall_ms": (median(walls) - median(bases)) * 1000,
-        "interpreter_ms": median(bases) * 1000,
+        "extra_ms": median(extra) * 1000,
+        "pairs_ms": [round(e * 1000, 1) for e in extra],
+        "aiohttp_ms": median(bases) * 1000,
+        "luma_async_ms": median(ours) * 1000,
         "cumulative_ms": {n: median(v) / 1000 for n, v in cumulative.items() if v},
     }

@@ -1,4 +1,4 @@
-"""(3) Detection latency: from the server completing a task to the consumer seeing it.
+"""(4) Detection latency: from the server completing a task to the consumer seeing it.
 
 Tasks complete at known instants (``completes_at``, on the machine-wide monotonic clock) spread
 over a few seconds; each is followed with ``async for change in luma.poll(id)``, and the
@@ -6,7 +6,9 @@ latency is the moment the change with the video reaches the loop body minus ``co
 Three ways: the default :class:`PollPolicy` (which times the next poll to the service's
 ``estimate_wait_seconds``), the same without estimates (``use_estimate=False``, as with an
 aggregator that sends none), and with callbacks (``start_callbacks()``: the server POSTs the
-``notify_hook`` when a task changes, and the poller looks at once).
+``notify_hook`` when a task changes, and the poller looks at once).  The goal is for
+callbacks (p95 < 100 ms); polling is reported against its policy's interval, since it can
+only be as quick as its next look.
 """
 
 from __future__ import annotations
@@ -57,5 +59,9 @@ async def run(base_url: str, api_key: str, *, count: int, spread: float) -> dict
             "p50_ms": median(latencies) * 1000,
             "p95_ms": percentile(latencies, 95) * 1000,
             "max_ms": max(latencies) * 1000,
+            "interval_ms": policy.interval * 1000,
+            "max_interval_ms": policy.max_interval * 1000,
+            "jitter_ms": policy.jitter * 1000,
+            "callbacks": callbacks,
         }
     return result
