@@ -33,7 +33,8 @@ from luma_async import (
     StateChange,
     SubmissionUncertainError,
 )
-from luma_async.testing import LumaEmulator
+from luma_async._watch import FORCED_BURST, FORCED_RATE, TASK_FORCED_BURST, TASK_FORCED_RATE
+from luma_async.testing import LumaEmulator, VirtualClock
 
 from .helpers import ours
 
@@ -521,3 +522,67 @@ def test_a_receiver_needs_a_session() -> None:
 def test_the_receiver_is_public() -> None:
     assert "CallbackReceiver" in luma_async.__all__
     assert luma_async.CallbackReceiver is CallbackReceiver
+
+
+# -- callbacks cannot be turned into a request flood (issue 11.5) ------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_flood_of_hints_for_one_task_forces_few_polls(vclock: VirtualClock) -> None:
+    async with (
+        LumaEmulator(pending_seconds=10_000) as emu,
+        LumaSession(emu.api_key, base_url=emu.base_url, poll=SLOW, batch_refresh=False) as luma,
+    ):
+        task = await luma.generate("a long queue")
+        seen: asyncio.Queue[StateChange] = asyncio.Queue()
+        listener = luma.subscribe(task.id, queue=seen)
+        assert (await seen.get()).state == "pending"
+        before, started = emu.gets_for(task.id), vclock.monotonic()
+        try:
+            for _ in range(1_750):  # 1,750 deliveries in no time at all
+                assert luma.notify(task.id)
+                await asyncio.sleep(0)
+            flooded, flood_gets = vclock.monotonic(), emu.gets_for(task.id)
+            # The hints of the flood are folded and rate-bound; the last one is not lost:
+            # it is polled for within a token's time, long before the schedule (30 s away).
+            while emu.gets_for(task.id) == flood_gets and vclock.monotonic() - flooded < 5:
+                await vclock.sleep(0.01)
+            assert vclock.monotonic() - flooded <= 1 / TASK_FORCED_RATE + 0.05
+            for _ in range(int(5 / 0.01)):
+                await vclock.sleep(0.01)
+            forced = emu.gets_for(task.id) - before
+            elapsed = vclock.monotonic() - started
+            assert forced <= TASK_FORCED_BURST + elapsed * TASK_FORCED_RATE + 1, forced
+            assert forced <= 25  # not 1,750
+        finally:
+            listener.cancel()
+
+
+@pytest.mark.asyncio
+async def test_hints_for_many_tasks_are_bounded_by_a_session_rate(vclock: VirtualClock) -> None:
+    count = 3 * FORCED_BURST
+    async with (
+        LumaEmulator(pending_seconds=10_000) as emu,
+        LumaSession(emu.api_key, base_url=emu.base_url, poll=SLOW, batch_refresh=False) as luma,
+    ):
+        tasks = [await luma.generate(f"clip {i}") for i in range(count)]
+        subscriptions = [luma.poll(t.id, first=t) for t in tasks]
+        for subscription in subscriptions:
+            assert (await anext(subscription)).state == "pending"
+        before, started = emu.count("get"), vclock.monotonic()
+        for task in tasks:
+            luma.notify(task.id)
+        await asyncio.sleep(0)
+        at_once = emu.count("get") - before
+        assert at_once <= FORCED_BURST
+        # the rest follow at FORCED_RATE, none is lost, and none comes from the 30 s schedule
+        while emu.count("get") - before < count and vclock.monotonic() - started < 20:
+            await vclock.sleep(0.01)
+            elapsed = vclock.monotonic() - started
+            assert emu.count("get") - before <= FORCED_BURST + elapsed * FORCED_RATE + 1
+        took = vclock.monotonic() - started
+        assert emu.count("get") - before == count
+        assert took >= (count - FORCED_BURST) / FORCED_RATE - 0.1
+        assert took < SLOW.interval
+        for subscription in subscriptions:
+            subscription.close()
