@@ -12,6 +12,13 @@ whose ``Content-Range`` starts where the file ends is appended, a ``200`` starts
 :class:`RetryPolicy`, counted since the last byte that was new: a long download that keeps
 moving is never cut short by ``attempts`` or ``timeout``; one that stops moving is.
 
+A download never writes more than ``max_bytes`` (:data:`DEFAULT_MAX_BYTES`, 2 GiB: a
+generated clip is tens of megabytes): an announced length beyond it is refused before the
+body is read, and a body without a length is cut off when it passes it.  Bodies are asked for
+and taken as they are (``Accept-Encoding: identity``, no decompression): one the server
+encodes anyway (``gzip``, ``br`` ...) is refused, since a compressed "video" could inflate
+without bound and would not be the file the link names.
+
 Video links live on a CDN host and need no token: every request here carries only the
 headers built in this module, redirects are followed by hand (each hop must be http(s)), and a
 client session with an ``Authorization`` header or ``auth`` of its own is refused outright.
@@ -48,7 +55,7 @@ from luma_async._inputs import check_http_url
 from luma_async._models import Task, Video
 from luma_async._policy import RetryPolicy
 
-__all__ = ["DownloadError", "ProgressCallback", "download", "video_url_of"]
+__all__ = ["DEFAULT_MAX_BYTES", "DownloadError", "ProgressCallback", "download", "video_url_of"]
 
 log = logging.getLogger("luma_async")
 
@@ -61,6 +68,8 @@ _NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 _MAX_ERROR_BODY = 64 * 1024
+#: The most a download writes unless told otherwise: far above any generated clip.
+DEFAULT_MAX_BYTES = 2 * 1024**3
 
 
 class DownloadError(LumaError):
@@ -129,13 +138,15 @@ async def download(
     filename: str | None = None,
     read_timeout: float = 60.0,
     max_redirects: int = 10,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Path:
     """Stream the video at ``url`` to ``dest`` and return the path of the finished file.
 
     ``dest`` is a file path, or an existing directory: the file is then named ``filename``,
     else after the last segment of the URL path.  ``expected_size`` (bytes) is checked
     against the server's length and the received one.  ``read_timeout`` bounds the wait for
-    each piece of the body; ``max_redirects`` the hops followed.  With ``overwrite=False`` an
+    each piece of the body; ``max_redirects`` the hops followed; ``max_bytes`` the size of the
+    file (a longer or encoded body is a :class:`DownloadError`).  With ``overwrite=False`` an
     existing file is an :class:`InputError` (and a file that appears meanwhile a
     :class:`DownloadError`).  Raises :class:`DownloadError` for a wrong length,
     :class:`TransportError` or :class:`APIError` when retries are exhausted or not allowed.
@@ -154,6 +165,7 @@ async def download(
         ("expected_size", expected_size, 0),
         ("chunk_size", chunk_size, 1),
         ("max_redirects", max_redirects, 0),
+        ("max_bytes", max_bytes, 1),
     ):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < lowest
@@ -167,6 +179,8 @@ async def download(
         raise InputError(f"read_timeout must be a positive number of seconds, not {read_timeout!r}")
     if progress is not None and not callable(progress):
         raise InputError(f"progress must be callable, not {type(progress).__name__}")
+    if expected_size is not None and expected_size > max_bytes:
+        raise InputError(f"expected_size {expected_size} is above max_bytes {max_bytes}")
     target = _target(dest, url, filename)
     if not overwrite and target.exists():
         raise InputError(f"{target} already exists; pass overwrite=True to replace it")
@@ -188,6 +202,7 @@ async def download(
                 total=None, sock_connect=min(read_timeout, 30.0), sock_read=read_timeout
             ),
             max_redirects=max_redirects,
+            max_bytes=max_bytes,
         )
         await transfer.run()
         transfer.install(part, overwrite=overwrite)
@@ -216,6 +231,7 @@ class _Transfer:
         chunk_size: int,
         timeout: aiohttp.ClientTimeout,
         max_redirects: int,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.client = client
         self.url = url
@@ -228,6 +244,7 @@ class _Transfer:
         self.chunk_size = chunk_size
         self.timeout = timeout
         self.max_redirects = max_redirects
+        self.max_bytes = max_bytes
         self.have = 0
         self.total: int | None = None  # the size the server announced
         self.validator: str | None = None  # for If-Range: a strong ETag or Last-Modified
@@ -317,6 +334,7 @@ class _Transfer:
                     headers=headers,
                     allow_redirects=False,
                     raise_for_status=False,
+                    auto_decompress=False,  # the bytes as sent: counted, never inflated
                     timeout=self.timeout,
                 )
             except _NETWORK_ERRORS as exc:
@@ -371,6 +389,17 @@ class _Transfer:
                 raw = await response.content.read(_MAX_ERROR_BODY)
             body = decode_error_body(raw, headers.get("Content-Type", ""))
             raise error_from_response("GET", self.shown, status, dict(headers), body)
+        encoding = headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise self.error(
+                f"the server sent a {encoding!r}-encoded body though none was asked for; "
+                "refused: it would not be the video file, and could inflate without bound"
+            )
+        if total is not None and total > self.max_bytes:
+            raise self.error(
+                f"the server announces {total} bytes, more than max_bytes ({self.max_bytes}); "
+                "pass a larger max_bytes to download it"
+            )
         self.total = total
         if total is not None and self.expected_size is not None and total != self.expected_size:
             raise self.error(f"the server announces {total} bytes, {self.expected_size} expected")
@@ -389,6 +418,11 @@ class _Transfer:
                 ) from exc
             if not chunk:
                 break
+            if self.have + len(chunk) > self.max_bytes:
+                raise self.error(
+                    f"the body passed max_bytes ({self.max_bytes}) without an end; "
+                    "pass a larger max_bytes to download it"
+                )
             self.file.write(chunk)
             self.have += len(chunk)
             limit = self.limit
@@ -464,6 +498,11 @@ def _target(dest: Path | str, url: str, filename: str | None) -> Path:
     if not path.parent.is_dir():
         raise InputError(f"the directory {path.parent} does not exist")
     return path
+
+
+def check_max_bytes(max_bytes: object) -> None:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise InputError(f"max_bytes must be a whole number of at least 1, not {max_bytes!r}")
 
 
 def check_dest(dest: object, url: str, filename: str | None) -> None:

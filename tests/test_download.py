@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
+import inspect
 import itertools
 import socket
 import warnings
@@ -30,7 +33,7 @@ from luma_async import (
     TransportError,
     Video,
 )
-from luma_async._download import DownloadError, download, video_url_of
+from luma_async._download import DEFAULT_MAX_BYTES, DownloadError, download, video_url_of
 from luma_async.testing import LumaEmulator, VirtualClock
 
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.0, timeout=300.0)
@@ -809,3 +812,111 @@ async def test_extend_many_downloads_each_result(emulator: LumaEmulator, tmp_pat
         assert broken[0].error is not None
         with pytest.raises(InputError):
             luma.extend_many(requests, download_to=tmp_path / "missing")
+
+
+# -- bounds on what a video host can make us write (issue 11.9) --------------------------------
+
+
+class HostileHost:
+    """A video host written from scratch: endless bodies, huge lengths, encoded bodies."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self._runner: web.AppRunner | None = None
+        self.base = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/endless.mp4", self._endless)
+        app.router.add_get("/huge.mp4", self._huge)
+        app.router.add_get("/gzip.mp4", self._gzip)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.base = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def close(self) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _endless(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # no Content-Length: chunked, never ending
+        await response.prepare(request)
+        chunk = b"\0" * 65_536
+        with contextlib.suppress(ConnectionError):
+            for _ in range(100_000):  # 6.5 GB, unless the client hangs up first
+                await response.write(chunk)
+                self.sent += len(chunk)
+        return response
+
+    async def _huge(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(5 * 1024**3)})
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(1_000):
+                await response.write(b"\0" * 65_536)
+                self.sent += 65_536
+        return response
+
+    async def _gzip(self, request: web.Request) -> web.Response:
+        body = gzip.compress(b"\0" * 5_000_000)  # 5 MB inflated from about 5 kB
+        return web.Response(body=body, headers={"Content-Encoding": "gzip"})
+
+
+@pytest_asyncio.fixture
+async def hostile(vclock: VirtualClock) -> AsyncIterator[HostileHost]:
+    server = HostileHost()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.mark.asyncio
+async def test_an_endless_body_stops_at_max_bytes(hostile: HostileHost, tmp_path: Path) -> None:
+    cap = 1_000_000
+    written: list[int] = []
+    async with aiohttp.ClientSession() as client:
+        with pytest.raises(DownloadError, match="max_bytes") as caught:
+            await download(
+                client,
+                f"{hostile.base}/endless.mp4",
+                tmp_path / "v.mp4",
+                retry=RETRY,
+                max_bytes=cap,
+                progress=lambda got, total: written.append(got),
+            )
+    assert max(written) <= cap  # never more than the cap on disk
+    assert caught.value.received <= cap
+    assert leftovers(tmp_path) == []  # the partial file is not kept: the download is refused
+    assert hostile.sent < 50 * cap  # the connection was dropped, not read to its end
+
+
+@pytest.mark.asyncio
+async def test_an_announced_length_over_max_bytes_is_refused_before_the_body(
+    hostile: HostileHost, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as client:
+        with pytest.raises(DownloadError, match="announces 5368709120 bytes") as caught:
+            await download(client, f"{hostile.base}/huge.mp4", tmp_path / "v.mp4", retry=RETRY)
+    assert caught.value.received == 0
+    assert leftovers(tmp_path) == []
+
+
+def test_the_default_cap_suits_a_video() -> None:
+    assert DEFAULT_MAX_BYTES == 2 * 1024**3
+    assert inspect.signature(download).parameters["max_bytes"].default == DEFAULT_MAX_BYTES
+    assert (
+        inspect.signature(LumaSession.download).parameters["max_bytes"].default == DEFAULT_MAX_BYTES
+    )
+
+
+@pytest.mark.asyncio
+async def test_an_encoded_body_is_refused_not_inflated(
+    hostile: HostileHost, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as client:  # decompresses by default: not for videos
+        with pytest.raises(DownloadError, match="'gzip'-encoded body") as caught:
+            await download(client, f"{hostile.base}/gzip.mp4", tmp_path / "v.mp4", retry=RETRY)
+    assert caught.value.received == 0
+    assert leftovers(tmp_path) == []
