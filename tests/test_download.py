@@ -28,6 +28,7 @@ from luma_async import (
     PollPolicy,
     RetryPolicy,
     ServerError,
+    StateChange,
     Task,
     TaskState,
     TransportError,
@@ -920,3 +921,167 @@ async def test_an_encoded_body_is_refused_not_inflated(
             await download(client, f"{hostile.base}/gzip.mp4", tmp_path / "v.mp4", retry=RETRY)
     assert caught.value.received == 0
     assert leftovers(tmp_path) == []
+
+
+# -- file-system failures, expired links, leftovers of a killed process (issue 11.10) ----------
+
+
+@pytest.mark.asyncio
+async def test_a_long_destination_name_still_downloads(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    folder = tmp_path / ("d" * 241)
+    folder.mkdir()
+    name = "v" * 250 + ".mp4"  # a valid name; ".<name>.<random>.part" was not
+    dest = await download(client, host.url, folder / name, retry=RETRY)
+    assert dest.read_bytes() == DATA
+    assert leftovers(folder) == [name]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("where", ["name", "directory"])
+async def test_a_name_the_file_system_refuses_is_a_download_error(
+    where: str, host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    dest = tmp_path / ("n" * 300) if where == "name" else tmp_path / ("d" * 300) / "v.mp4"
+    with pytest.raises(DownloadError) as caught:
+        await download(client, host.url, dest, retry=RETRY)
+    assert "File name too long" in str(caught.value)
+    assert str(tmp_path) in str(caught.value)
+    assert "PosixPath" not in str(caught.value)  # a path shown as a path
+    assert caught.value.path == dest
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_a_directory_in_the_way_is_a_download_error(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    (tmp_path / "v.mp4").mkdir()  # where the finished file must go
+    with pytest.raises(DownloadError, match="Is a directory") as caught:
+        await download(client, host.url, tmp_path, filename="v.mp4", retry=RETRY)
+    assert f"cannot save to {tmp_path / 'v.mp4'}: " in str(caught.value)
+    assert caught.value.received == len(DATA)
+    assert leftovers(tmp_path) == ["v.mp4"]
+
+
+@pytest.mark.asyncio
+async def test_extend_many_reports_a_file_system_failure_in_the_result(
+    emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    policy = PollPolicy(interval=1, max_interval=5, jitter=0, timeout=300)
+    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=policy) as luma:
+        parent = await luma.wait((await luma.generate("root")).id)
+
+        def block(change: StateChange) -> None:  # a directory where the video must go
+            (tmp_path / f"{change.task_id}.mp4").mkdir(exist_ok=True)
+
+        requests = [ExtendRequest(parent.id, f"step {i}") for i in range(2)]
+        results = [
+            r async for r in luma.extend_many(requests, download_to=tmp_path, on_change=block)
+        ]
+    assert len(results) == 2
+    for result in results:
+        assert result.task is not None
+        assert result.path is None
+        assert isinstance(result.error, DownloadError)
+        assert f"{tmp_path}/{result.task_id}.mp4" in str(result.error)
+    assert all(not name.endswith((".part", ".meta")) for name in leftovers(tmp_path))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("watermark", [True, False])
+async def test_an_expired_link_is_fetched_again_once(
+    watermark: bool, luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    done = await finished(luma)
+    emulator.reset_records()
+    emulator.inject("video", status=403)  # the presigned link expired
+    path = await luma.download(done, tmp_path / "v.mp4", watermark=watermark)
+    assert path.read_bytes() == emulator.video_bytes
+    assert len(emulator.video_requests) == 2
+    if watermark:
+        assert emulator.count("get") == 1  # the task again, for its fresh link
+    else:
+        assert emulator.count("download_video_url") == 2
+    emulator.inject("video", count=2, status=403)  # still refused: once only, then the error
+    with pytest.raises(APIError) as caught:
+        await luma.download(done, tmp_path / "w.mp4", watermark=watermark)
+    assert caught.value.status == 403
+    assert leftovers(tmp_path) == ["v.mp4"]
+
+
+@pytest.mark.asyncio
+async def test_a_403_without_a_way_to_refresh_is_an_error(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    done = await finished(luma)
+    assert done.video is not None
+    emulator.inject("video", status=403)
+    with pytest.raises(APIError) as caught:
+        await luma.download(done.video, tmp_path / "v.mp4")  # a Video: no task to ask again
+    assert caught.value.status == 403
+
+
+async def _killed_midway(
+    host: ScriptedHost, client: aiohttp.ClientSession, dest: Path
+) -> dict[str, bytes]:
+    """What a process killed mid-download leaves on disk: its files as they are, kept."""
+    host.plan = ["stall"]
+    started = asyncio.Event()
+    job = asyncio.create_task(
+        download(client, host.url, dest, retry=RETRY, progress=lambda r, t: started.set())
+    )
+    await started.wait()
+    left = {p.name: p.read_bytes() for p in dest.parent.iterdir()}
+    job.cancel()  # a kill would not clean up; the files are put back below
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    for name, data in left.items():
+        (dest.parent / name).write_bytes(data)
+    return left
+
+
+@pytest.mark.asyncio
+async def test_a_part_left_by_a_killed_process_is_resumed(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    left = await _killed_midway(host, client, tmp_path / "v.bin")
+    part = next(data for name, data in left.items() if name.endswith(".part"))
+    assert 0 < len(part) < len(DATA)
+    assert part == DATA[: len(part)]
+    host.requests.clear()
+    dest = await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert dest.read_bytes() == DATA
+    (again,) = host.requests
+    assert again["Range"] == f"bytes={len(part)}-"
+    assert again["If-Range"] == '"v1"'
+    assert leftovers(tmp_path) == ["v.bin"]
+
+
+@pytest.mark.asyncio
+async def test_a_leftover_part_is_not_trusted_without_its_validator(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    left = await _killed_midway(host, client, tmp_path / "v.bin")
+    for name in left:
+        if name.endswith(".meta"):
+            (tmp_path / name).unlink()
+        else:
+            (tmp_path / name).write_bytes(b"garbage")
+    host.requests.clear()
+    dest = await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert dest.read_bytes() == DATA
+    assert all("Range" not in r for r in host.requests)
+    assert leftovers(tmp_path) == ["v.bin"]
+
+
+@pytest.mark.asyncio
+async def test_two_downloads_to_one_destination_do_not_share_a_part(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    paths = await asyncio.gather(
+        *(download(client, host.url, tmp_path / "v.bin", retry=RETRY) for _ in range(3))
+    )
+    assert all(p.read_bytes() == DATA for p in paths)
+    assert leftovers(tmp_path) == ["v.bin"]
