@@ -33,6 +33,7 @@ from luma_async import (
     StateChange,
     SubmissionUncertainError,
 )
+from luma_async import _callbacks as callbacks_module
 from luma_async._watch import FORCED_BURST, FORCED_RATE, TASK_FORCED_BURST, TASK_FORCED_RATE
 from luma_async.testing import LumaEmulator, VirtualClock
 
@@ -586,3 +587,94 @@ async def test_hints_for_many_tasks_are_bounded_by_a_session_rate(vclock: Virtua
         assert took < SLOW.interval
         for subscription in subscriptions:
             subscription.close()
+
+
+# -- the receiver cannot be starved (issue 11.6) -----------------------------------------------
+
+
+async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await reader.read() == b""  # EOF: the server closed the connection
+    except ConnectionError:  # an abort (RST) closes too
+        return True
+
+
+@pytest.mark.asyncio
+async def test_connections_that_never_finish_their_headers_are_closed_and_capped() -> None:
+    cap, timeout = 20, 0.3
+    async with live() as (_emu, luma):
+        receiver = CallbackReceiver(luma, max_connections=cap, header_timeout=timeout)
+        async with receiver:
+            server = receiver._runner.server  # type: ignore[union-attr]
+            assert server is not None
+            most = 0
+
+            def count() -> None:
+                nonlocal most
+                most = max(most, len(server.connections))
+
+            started = time.monotonic()
+            streams = []
+            for _ in range(3 * cap):  # a slowloris: headers begun, never finished
+                reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+                writer.write(b"POST /luma-hook/x HTTP/1.1\r\nHost: a\r\nContent-Le")
+                streams.append((reader, writer))
+                await asyncio.sleep(0)
+                count()
+            closed = await asyncio.wait_for(
+                asyncio.gather(*(_closed_by_server(r) for r, _ in streams)), timeout=5.0
+            )
+            took = time.monotonic() - started
+            count()
+            assert all(closed)
+            assert took < timeout + 2.0  # held for the header timeout, not forever
+            assert most <= cap
+            assert receiver.refused_connections >= 2 * cap
+            for _, writer in streams:
+                writer.close()
+            await until(lambda: not server.connections)
+            # the receiver still serves a real delivery
+            task = await luma.generate("a fox")
+            assert await post(receiver.hook_url, {"id": task.id}) == (200, {"ok": True})
+
+
+@pytest.mark.asyncio
+async def test_a_body_that_never_arrives_is_answered_408_and_closed() -> None:
+    async with live() as (_emu, luma):
+        receiver = CallbackReceiver(luma, body_timeout=0.3)
+        async with receiver:
+            path = receiver.hook_url.split(str(receiver.port), 1)[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n{{".encode()
+            )
+            started = time.monotonic()
+            answer = await asyncio.wait_for(reader.read(), timeout=5.0)
+            assert time.monotonic() - started < 2.0
+            assert answer.startswith(b"HTTP/1.1 408")
+            assert receiver.rejected == 1
+            assert receiver.deliveries == 0
+            writer.close()
+
+
+def test_the_receiver_is_bounded_by_default() -> None:
+    assert 0 < callbacks_module.DEFAULT_HEADER_TIMEOUT <= 30
+    assert 0 < callbacks_module.DEFAULT_BODY_TIMEOUT <= 30
+    assert 0 < callbacks_module.DEFAULT_MAX_CONNECTIONS <= 1_000  # far below a process's fds
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_connections": 0},
+        {"max_connections": True},
+        {"header_timeout": 0},
+        {"header_timeout": float("nan")},
+        {"body_timeout": -1},
+        {"body_timeout": "5"},
+    ],
+)
+def test_bad_bounds_are_refused(options: dict[str, Any]) -> None:
+    luma = LumaSession("k" * 20, base_url="http://127.0.0.1:9")
+    with pytest.raises(InputError):
+        CallbackReceiver(luma, **options)
