@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import hashlib
 import inspect
 import itertools
 import socket
@@ -1085,3 +1086,15 @@ async def test_two_downloads_to_one_destination_do_not_share_a_part(
     )
     assert all(p.read_bytes() == DATA for p in paths)
     assert leftovers(tmp_path) == ["v.bin"]
+
+
+@pytest.mark.asyncio
+async def test_a_part_file_that_cannot_be_opened_is_a_download_error(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    key = hashlib.sha256(host.url.encode()).hexdigest()[:12]
+    (tmp_path / f".v.bin.{key}.part").mkdir()  # a directory where the .part must go
+    with pytest.raises(DownloadError, match="Is a directory") as caught:
+        await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert caught.value.path == tmp_path / "v.bin"
+    assert host.requests == []  # refused before any request

@@ -155,6 +155,18 @@ def test_waits_never_overflow_however_many_polls(attempt: int, backoff: float) -
     assert next_wait(policy, attempt, running(state=TaskState.PENDING), None) == 15.0
 
 
+def test_waits_at_the_edges_of_floats() -> None:
+    wide = PollPolicy(interval=1e-300, max_interval=1e300, backoff=1e300, jitter=0)
+    assert [next_wait(wide, n, None, None) for n in (1, 2, 3, 10**9)] == [
+        1e-300,
+        1.0,
+        1e300,
+        1e300,
+    ]
+    flat = PollPolicy(interval=2.0, max_interval=15.0, backoff=1.0, jitter=0)
+    assert next_wait(flat, 10**9, None, None) == 2.0
+
+
 @pytest.mark.asyncio
 async def test_a_follow_runs_for_any_number_of_polls(vclock: VirtualClock) -> None:
     """Issue 11.4: after ~1,750 polls ``interval * backoff ** n`` overflowed the float."""
