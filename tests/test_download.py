@@ -8,7 +8,10 @@ import gzip
 import hashlib
 import inspect
 import itertools
+import signal
 import socket
+import sys
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -1098,3 +1101,73 @@ async def test_a_part_file_that_cannot_be_opened_is_a_download_error(
         await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
     assert caught.value.path == tmp_path / "v.bin"
     assert host.requests == []  # refused before any request
+
+
+_WORKER = """
+import asyncio, sys
+import aiohttp
+from luma_async import RetryPolicy
+from luma_async._download import download
+
+async def main() -> None:
+    async with aiohttp.ClientSession() as client:
+        await download(client, sys.argv[1], sys.argv[2], retry=RetryPolicy())
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_download_sigkilled_midway_is_resumed_by_the_next(tmp_path: Path) -> None:
+    """A real process, killed with SIGKILL while the body is half sent; then a new download."""
+    requests: list[CIMultiDict[str]] = []
+    release = asyncio.Event()
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        requests.append(CIMultiDict(request.headers))
+        start = int(request.headers.get("Range", "bytes=0-")[6:-1] or 0)
+        response = web.StreamResponse(status=206 if start else 200, headers={"ETag": '"v1"'})
+        if start:
+            response.headers["Content-Range"] = f"bytes {start}-{len(DATA) - 1}/{len(DATA)}"
+        response.content_length = len(DATA) - start
+        await response.prepare(request)
+        if start:
+            await response.write(DATA[start:])
+            return response
+        await response.write(DATA[: len(DATA) // 2])
+        await release.wait()  # the first download stalls here until it is killed
+        return response
+
+    app = web.Application()
+    app.router.add_get("/video.bin", serve)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/video.bin"
+    dest = tmp_path / "v.bin"
+    root = Path(__file__).resolve().parent.parent
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _WORKER, url, str(dest), cwd=root
+        )
+        deadline = time.monotonic() + 30
+        part: list[Path] = []
+        while not (part := [p for p in tmp_path.iterdir() if p.suffix == ".part"]) or not (
+            part[0].stat().st_size
+        ):
+            assert proc.returncode is None and time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        left = part[0].stat().st_size
+        assert 0 < left < len(DATA)
+        assert any(p.suffix == ".meta" for p in tmp_path.iterdir())
+        async with aiohttp.ClientSession() as client:
+            got = await download(client, url, dest, retry=RETRY)
+        assert got.read_bytes() == DATA
+        assert requests[-1]["Range"] == f"bytes={left}-"
+        assert requests[-1]["If-Range"] == '"v1"'
+        assert leftovers(tmp_path) == ["v.bin"]
+    finally:
+        release.set()
+        await runner.cleanup()
