@@ -67,7 +67,8 @@ class _Bucket:
 
     def ready(self) -> bool:
         now = _clock.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        # max(): a clock swapped for another (virtual time in tests) may read lower
+        self._tokens = min(self._burst, self._tokens + max(now - self._at, 0.0) * self._rate)
         self._at = now
         return self._tokens >= 1 - 1e-9  # float sums of refills land just below 1
 
