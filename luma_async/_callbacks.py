@@ -13,7 +13,12 @@ What stands between the internet and the session:
   in constant time; any other path is a 404, so a prober learns nothing;
 - only ``POST`` (405 otherwise), bodies of at most ``max_body_bytes`` (413, checked on the
   ``Content-Length`` and again while reading), a JSON object naming a valid task id (400);
-- whatever the body claims about the task is ignored.
+- whatever the body claims about the task is ignored;
+- the listener cannot be starved: at most ``max_connections`` connections are open at once
+  (more are closed as they arrive), a connection must send its request line and headers
+  within ``header_timeout`` seconds (aiohttp's keep-alive timer, which also closes idle
+  connections), and its body within ``body_timeout`` seconds.  Connections that never finish
+  their headers are closed, so they cannot exhaust the process's file descriptors.
 
 The answer is ``200 {"ok": true}`` for every acceptable delivery, watched task or not, so the
 service stops retrying.
@@ -21,12 +26,13 @@ service stops retrying.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import secrets
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
@@ -37,12 +43,30 @@ from luma_async._errors import InputError
 if TYPE_CHECKING:
     from luma_async._session import LumaSession
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_PATH_PREFIX", "CallbackReceiver"]
+__all__ = [
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_PATH_PREFIX",
+    "CallbackReceiver",
+]
 
 log = logging.getLogger("luma_async")
 
 DEFAULT_PATH_PREFIX = "/luma-hook"
 DEFAULT_MAX_BODY_BYTES = 1_048_576
+#: Connections open at once; a service delivers a few at a time.
+DEFAULT_MAX_CONNECTIONS = 128
+#: Seconds for a connection to send its headers (or its next request), and its body.
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 10.0
+
+
+class _Refused(asyncio.Protocol):
+    """What a connection over the cap gets: closed at once, without reading a byte."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        cast("asyncio.Transport", transport).abort()
 
 
 class _Rejected(Exception):  # noqa: N818 - control flow: answer with this status
@@ -61,7 +85,12 @@ class CallbackReceiver:
     or tunnel, pass ``public_url`` (e.g. ``"https://myapp.example.com"``): the address the
     service can reach, to which ``path_prefix`` and the secret are appended.
 
-    :attr:`deliveries` counts accepted deliveries, :attr:`rejected` refused requests.
+    At most ``max_connections`` connections are open at once; each must send its headers
+    within ``header_timeout`` seconds and its body within ``body_timeout`` seconds, else it is
+    closed (a slow body is answered 408).
+
+    :attr:`deliveries` counts accepted deliveries, :attr:`rejected` refused requests,
+    :attr:`refused_connections` connections closed for being over the cap.
     """
 
     def __init__(
@@ -73,6 +102,9 @@ class CallbackReceiver:
         public_url: str | None = None,
         path_prefix: str = DEFAULT_PATH_PREFIX,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
         if not callable(getattr(session, "notify", None)):
             raise InputError(f"session must be a LumaSession, not {type(session).__name__}")
@@ -96,20 +128,39 @@ class CallbackReceiver:
             or max_body_bytes < 1
         ):
             raise InputError(f"max_body_bytes must be a positive int, not {max_body_bytes!r}")
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise InputError(f"max_connections must be a positive int, not {max_connections!r}")
+        for name, value in (("header_timeout", header_timeout), ("body_timeout", body_timeout)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 < value < 86_400
+            ):
+                raise InputError(f"{name} must be a positive number of seconds, not {value!r}")
         self._session = session
         self.host = host
         self.port = port
         self.public_url = public_url
         self.path_prefix = path_prefix.rstrip("/")
         self.max_body_bytes = max_body_bytes
+        self.max_connections = max_connections
+        self.header_timeout = float(header_timeout)
+        self.body_timeout = float(body_timeout)
+        self._listener: asyncio.Server | None = None
         self._secret = secrets.token_urlsafe(32)
         self._path = f"{self.path_prefix}/{self._secret}"
         self._runner: web.AppRunner | None = None
         self._closed = False
         #: Deliveries accepted (answered 200), for watched and unwatched tasks alike.
         self.deliveries = 0
-        #: Requests refused (404, 405, 413, 400).
+        #: Requests refused (404, 405, 413, 400, 408).
         self.rejected = 0
+        #: Connections closed on arrival because ``max_connections`` were open.
+        self.refused_connections = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running" if self.running else "not started"
@@ -150,15 +201,37 @@ class CallbackReceiver:
             return
         app = web.Application(client_max_size=self.max_body_bytes)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=0.5,
+            # aiohttp starts this timer when a connection opens and closes the connection
+            # if no whole request arrived in time: the slow-headers (slowloris) bound.
+            keepalive_timeout=self.header_timeout,
+            # a body left unread (413, 408) is drained so the client reads the answer, but
+            # for no longer than a body may take
+            lingering_time=self.body_timeout,
+        )
         await runner.setup()
+        server = runner.server
+        assert server is not None
+
+        def protocol() -> asyncio.BaseProtocol:
+            if len(server.connections) >= self.max_connections:
+                self.refused_connections += 1
+                return _Refused()
+            return server()
+
         try:
-            site = web.TCPSite(runner, self.host, self.port)
-            await site.start()
+            # Not web.TCPSite: the protocol factory above is the connection cap.
+            self._listener = await asyncio.get_running_loop().create_server(
+                protocol, self.host, self.port
+            )
         except BaseException:
             await runner.cleanup()
             raise
-        self.port = int(runner.addresses[0][1])
+        self.port = int(self._listener.sockets[0].getsockname()[1])
         self._runner = runner
         log.info("listening for task callbacks at %s%s/***", self._base(), self.path_prefix)
 
@@ -166,8 +239,13 @@ class CallbackReceiver:
         """Stop listening and drop open connections. Safe to call twice."""
         self._closed = True
         runner, self._runner = self._runner, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()  # accept no more
         if runner is not None:
-            await runner.cleanup()
+            await runner.cleanup()  # ends the open connections
+        if listener is not None:
+            await listener.wait_closed()
 
     async def __aenter__(self) -> CallbackReceiver:
         await self.start()
@@ -210,7 +288,10 @@ class CallbackReceiver:
             raise _Rejected(404, "not found")
         if request.method != "POST":
             raise _Rejected(405, "only POST is accepted")
-        raw = await self._read(request)
+        try:
+            raw = await asyncio.wait_for(self._read(request), self.body_timeout)
+        except asyncio.TimeoutError:
+            raise _Rejected(408, f"the body did not arrive within {self.body_timeout}s") from None
         try:
             data: Any = json.loads(raw)
             task: Any = _unwrap(data)

@@ -1,9 +1,17 @@
 """Downloads: stream a finished video to a file, resume a broken transfer, never leak the key.
 
 The video is written to a hidden temporary file beside the destination
-(``.<name>.<random>.part``), flushed to disk and renamed into place only once its length is
-checked, so ``dest`` never holds half a video.  Any failure, and cancellation, removes the
-temporary file.
+(``.<name>.<key>.part``, the key naming the link without its query), flushed to disk and
+renamed into place only once its length is checked, so ``dest`` never holds half a video.
+Any failure, and cancellation, removes the temporary file.  A process killed mid-download
+cannot: the next download of the same link to the same destination finds its ``.part`` and
+resumes it with ``Range`` and ``If-Range`` (the validator kept beside it in a ``.meta`` file;
+without one it starts over).  A ``.part`` another download holds (an advisory lock) is left
+alone, and that download writes to a file of its own.  Every failure of the file system
+(a name too long, a full disk, a directory in the way) is a :class:`DownloadError`.
+
+A ``403`` to a presigned link that expired is answered once by asking the caller for a fresh
+link (``refresh``: the session asks the service again) and trying that.
 
 A transfer that breaks (dropped connection, truncated body, read timeout) is resumed with
 ``Range: bytes=<have>-`` (and ``If-Range`` with the first answer's validator): a ``206``
@@ -11,6 +19,13 @@ whose ``Content-Range`` starts where the file ends is appended, a ``200`` starts
 ``416`` for a file already complete ends the download.  Retries follow the session's
 :class:`RetryPolicy`, counted since the last byte that was new: a long download that keeps
 moving is never cut short by ``attempts`` or ``timeout``; one that stops moving is.
+
+A download never writes more than ``max_bytes`` (:data:`DEFAULT_MAX_BYTES`, 2 GiB: a
+generated clip is tens of megabytes): an announced length beyond it is refused before the
+body is read, and a body without a length is cut off when it passes it.  Bodies are asked for
+and taken as they are (``Accept-Encoding: identity``, no decompression): one the server
+encodes anyway (``gzip``, ``br`` ...) is refused, since a compressed "video" could inflate
+without bound and would not be the file the link names.
 
 Video links live on a CDN host and need no token: every request here carries only the
 headers built in this module, redirects are followed by hand (each hop must be http(s)), and a
@@ -21,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import logging
 import os
@@ -48,9 +64,12 @@ from luma_async._inputs import check_http_url
 from luma_async._models import Task, Video
 from luma_async._policy import RetryPolicy
 
-__all__ = ["DownloadError", "ProgressCallback", "download", "video_url_of"]
+__all__ = ["DEFAULT_MAX_BYTES", "DownloadError", "ProgressCallback", "download", "video_url_of"]
 
 log = logging.getLogger("luma_async")
+
+#: ``refresh()`` gives a fresh link to the same video (presigned links expire).
+RefreshLink = Callable[[], Awaitable[str]]
 
 #: ``progress(received_bytes, total_bytes_or_None)``, called after every chunk; it may be a
 #: coroutine function.  ``received_bytes`` is what the file holds now (it drops back to the
@@ -61,6 +80,9 @@ _NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 _MAX_ERROR_BODY = 64 * 1024
+_MAX_NAME = 255  # bytes in one file name on common file systems (NAME_MAX)
+#: The most a download writes unless told otherwise: far above any generated clip.
+DEFAULT_MAX_BYTES = 2 * 1024**3
 
 
 class DownloadError(LumaError):
@@ -129,16 +151,21 @@ async def download(
     filename: str | None = None,
     read_timeout: float = 60.0,
     max_redirects: int = 10,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    refresh: RefreshLink | None = None,
 ) -> Path:
     """Stream the video at ``url`` to ``dest`` and return the path of the finished file.
 
     ``dest`` is a file path, or an existing directory: the file is then named ``filename``,
     else after the last segment of the URL path.  ``expected_size`` (bytes) is checked
     against the server's length and the received one.  ``read_timeout`` bounds the wait for
-    each piece of the body; ``max_redirects`` the hops followed.  With ``overwrite=False`` an
-    existing file is an :class:`InputError` (and a file that appears meanwhile a
-    :class:`DownloadError`).  Raises :class:`DownloadError` for a wrong length,
-    :class:`TransportError` or :class:`APIError` when retries are exhausted or not allowed.
+    each piece of the body; ``max_redirects`` the hops followed; ``max_bytes`` the size of the
+    file (a longer or encoded body is a :class:`DownloadError`).  ``refresh`` gives a fresh
+    link when this one answers 403 (an expired presigned link); it is asked once.  With
+    ``overwrite=False`` an existing file is an :class:`InputError` (and a file that appears
+    meanwhile a :class:`DownloadError`).  Raises :class:`DownloadError` for a wrong length
+    or a failure of the file system, :class:`TransportError` or :class:`APIError` when
+    retries are exhausted or not allowed.
     """
     _check_url(url)
     if not isinstance(client, aiohttp.ClientSession):
@@ -154,6 +181,7 @@ async def download(
         ("expected_size", expected_size, 0),
         ("chunk_size", chunk_size, 1),
         ("max_redirects", max_redirects, 0),
+        ("max_bytes", max_bytes, 1),
     ):
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < lowest
@@ -167,13 +195,18 @@ async def download(
         raise InputError(f"read_timeout must be a positive number of seconds, not {read_timeout!r}")
     if progress is not None and not callable(progress):
         raise InputError(f"progress must be callable, not {type(progress).__name__}")
+    if expected_size is not None and expected_size > max_bytes:
+        raise InputError(f"expected_size {expected_size} is above max_bytes {max_bytes}")
     target = _target(dest, url, filename)
     if not overwrite and target.exists():
         raise InputError(f"{target} already exists; pass overwrite=True to replace it")
 
-    part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    file = os.fdopen(fd, "wb")
+    try:
+        part, file, validator = _open_part(target, url)
+    except OSError as exc:
+        raise _fs_error(exc, url, target) from exc
+    meta = part.with_suffix(".meta")
+    transfer: _Transfer | None = None
     try:
         transfer = _Transfer(
             client,
@@ -188,14 +221,24 @@ async def download(
                 total=None, sock_connect=min(read_timeout, 30.0), sock_read=read_timeout
             ),
             max_redirects=max_redirects,
+            max_bytes=max_bytes,
+            refresh=refresh,
+            meta=meta,
+            validator=validator,
         )
         await transfer.run()
         transfer.install(part, overwrite=overwrite)
-    except BaseException:
+    except BaseException as exc:
         file.close()
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
+        for leftover in (part, meta):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        if isinstance(exc, OSError):
+            received = 0 if transfer is None else transfer.have
+            raise _fs_error(exc, url, target, received) from exc
         raise
+    with contextlib.suppress(OSError):
+        meta.unlink()
     _fsync_directory(target.parent)
     return target
 
@@ -216,6 +259,10 @@ class _Transfer:
         chunk_size: int,
         timeout: aiohttp.ClientTimeout,
         max_redirects: int,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        refresh: RefreshLink | None = None,
+        meta: Path | None = None,
+        validator: str | None = None,
     ) -> None:
         self.client = client
         self.url = url
@@ -228,10 +275,13 @@ class _Transfer:
         self.chunk_size = chunk_size
         self.timeout = timeout
         self.max_redirects = max_redirects
-        self.have = 0
+        self.max_bytes = max_bytes
+        self.refresh = refresh  # asked once, on a 403; then None
+        self.meta = meta  # where the validator is kept for a later process to resume
+        self.have = file.seek(0, os.SEEK_END)  # a .part left by a killed process: resumed
         self.total: int | None = None  # the size the server announced
-        self.validator: str | None = None  # for If-Range: a strong ETag or Last-Modified
-        self.high_water = 0  # the most bytes ever held: progress means passing it
+        self.validator = validator  # for If-Range: a strong ETag or Last-Modified
+        self.high_water = self.have  # the most bytes ever held: progress means passing it
         self.stalls = 0  # failed attempts since the last new byte
         self.last_progress = _clock.monotonic()
 
@@ -300,12 +350,25 @@ class _Transfer:
                 if self.validator:
                     headers["If-Range"] = self.validator
             response = await self._open(headers)
+            if response.status == 403 and self.refresh is not None:
+                response.release()
+                await self._refresh()
+                response = await self._open(headers)
             async with response:
                 if await self._accept(response):
                     await self._receive(response)
         except Exception:
             self.stalls += 1
             raise
+
+    async def _refresh(self) -> None:
+        """Swap an expired presigned link for a fresh one (once per download)."""
+        assert self.refresh is not None
+        refresh, self.refresh = self.refresh, None
+        url = await refresh()
+        _check_url(url)
+        log.info("download %s: the link was refused (403); trying a fresh one", self.shown)
+        self.url, self.shown = url, _display(url)
 
     async def _open(self, headers: dict[str, str]) -> aiohttp.ClientResponse:
         """GET the link, following redirects by hand with the same token-free headers."""
@@ -317,6 +380,7 @@ class _Transfer:
                     headers=headers,
                     allow_redirects=False,
                     raise_for_status=False,
+                    auto_decompress=False,  # the bytes as sent: counted, never inflated
                     timeout=self.timeout,
                 )
             except _NETWORK_ERRORS as exc:
@@ -365,16 +429,38 @@ class _Transfer:
             etag = headers.get("ETag", "")
             self.validator = etag if etag and not etag.startswith("W/") else None
             self.validator = self.validator or headers.get("Last-Modified")
+            self._keep_validator()
         else:
             raw = b""
             with contextlib.suppress(*_NETWORK_ERRORS):
                 raw = await response.content.read(_MAX_ERROR_BODY)
             body = decode_error_body(raw, headers.get("Content-Type", ""))
             raise error_from_response("GET", self.shown, status, dict(headers), body)
+        encoding = headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise self.error(
+                f"the server sent a {encoding!r}-encoded body though none was asked for; "
+                "refused: it would not be the video file, and could inflate without bound"
+            )
+        if total is not None and total > self.max_bytes:
+            raise self.error(
+                f"the server announces {total} bytes, more than max_bytes ({self.max_bytes}); "
+                "pass a larger max_bytes to download it"
+            )
         self.total = total
         if total is not None and self.expected_size is not None and total != self.expected_size:
             raise self.error(f"the server announces {total} bytes, {self.expected_size} expected")
         return True
+
+    def _keep_validator(self) -> None:
+        """Write the validator beside the ``.part``, for a process resuming after a kill."""
+        if self.meta is None:
+            return
+        if self.validator is None:
+            with contextlib.suppress(FileNotFoundError):
+                self.meta.unlink()
+            return
+        self.meta.write_text(self.validator + "\n", encoding="utf-8")
 
     async def _receive(self, response: aiohttp.ClientResponse) -> None:
         while True:
@@ -389,6 +475,11 @@ class _Transfer:
                 ) from exc
             if not chunk:
                 break
+            if self.have + len(chunk) > self.max_bytes:
+                raise self.error(
+                    f"the body passed max_bytes ({self.max_bytes}) without an end; "
+                    "pass a larger max_bytes to download it"
+                )
             self.file.write(chunk)
             self.have += len(chunk)
             limit = self.limit
@@ -454,6 +545,13 @@ def _target(dest: Path | str, url: str, filename: str | None) -> Path:
     if not isinstance(dest, (str, os.PathLike)):
         raise InputError(f"dest must be a path, not {type(dest).__name__}")
     path = Path(dest)
+    try:
+        return _name_target(path, url, filename)
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise _fs_error(exc, url, path) from exc
+
+
+def _name_target(path: Path, url: str, filename: str | None) -> Path:
     if path.is_dir():
         name = URL(url).name if filename is None else filename
         if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0"):
@@ -464,6 +562,69 @@ def _target(dest: Path | str, url: str, filename: str | None) -> Path:
     if not path.parent.is_dir():
         raise InputError(f"the directory {path.parent} does not exist")
     return path
+
+
+def _open_part(target: Path, url: str) -> tuple[Path, IO[bytes], str | None]:
+    """The ``.part`` file to write, opened at its end, and the validator of what it holds.
+
+    Named after the destination and the link without its query (presigned queries change
+    between links to the same video), so a later download finds what a killed one left. A
+    ``.part`` that another download holds is left alone: this one gets a file of its own.
+    """
+    key = hashlib.sha256(_display(url).encode()).hexdigest()[:12]
+    part = target.with_name(_part_name(target.name, key))
+    fd = os.open(part, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+    if not _lock(fd):
+        os.close(fd)
+        part = target.with_name(_part_name(target.name, f"{key}-{secrets.token_hex(4)}"))
+        fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    file = os.fdopen(fd, "r+b")
+    validator = None
+    if os.fstat(fd).st_size:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            validator = part.with_suffix(".meta").read_text(encoding="utf-8").strip() or None
+        if validator is None:  # nothing to check the bytes against: start over
+            file.truncate()
+    return part, file, validator
+
+
+def _part_name(name: str, key: str) -> str:
+    """``.<name>.<key>.part``, the name shortened to fit one file-name length."""
+    room = _MAX_NAME - len(f"..{key}.part".encode())
+    short = name.encode()[:room].decode("utf-8", "ignore")
+    return f".{short}.{key}.part"
+
+
+def _lock(fd: int) -> bool:
+    """An advisory lock on an open file, held until it is closed (False where unsupported)."""
+    try:
+        import fcntl  # noqa: PLC0415 - POSIX only
+
+    except ImportError:  # pragma: no cover - Windows: no resume across processes
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _fs_error(exc: OSError, url: str, path: Path, received: int = 0) -> DownloadError:
+    """A file-system failure as a :class:`DownloadError`, its paths shown as paths."""
+    why = exc.strerror or type(exc).__name__
+    if exc.filename is not None and os.fsdecode(exc.filename) != str(path):
+        why = f"{why} ({os.fsdecode(exc.filename)})"
+    return DownloadError(
+        f"GET {_display(url)}: cannot save to {path}: {why}",
+        url=_display(url),
+        path=path,
+        received=received,
+    )
+
+
+def check_max_bytes(max_bytes: object) -> None:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise InputError(f"max_bytes must be a whole number of at least 1, not {max_bytes!r}")
 
 
 def check_dest(dest: object, url: str, filename: str | None) -> None:

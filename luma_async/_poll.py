@@ -10,6 +10,7 @@ A :class:`~luma_async._clock.Wakeup` (a callback, a new listener) cuts a wait sh
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -33,7 +34,7 @@ def next_wait(policy: PollPolicy, attempt: int, task: Task | None, hint: float |
     (``pending``); timed to the service's estimate when it gives one; never shorter than a
     server's ``Retry-After``.
     """
-    wait = min(policy.interval * policy.backoff ** max(attempt - 1, 0), policy.max_interval)
+    wait = _backed_off(policy, max(attempt - 1, 0))
     if task is not None:
         estimate = task.estimate_wait_seconds
         if policy.use_estimate and estimate is not None and estimate > 0:
@@ -42,6 +43,23 @@ def next_wait(policy: PollPolicy, attempt: int, task: Task | None, hint: float |
             wait = min(wait * policy.pending_factor, policy.max_interval)
     wait += random.uniform(0, policy.jitter)  # noqa: S311 - spreading pollers, not crypto
     return wait if hint is None else max(wait, hint)
+
+
+def _backed_off(policy: PollPolicy, steps: int) -> float:
+    """``interval * backoff ** steps`` capped at ``max_interval``, for any number of steps.
+
+    The power is never computed past the step that reaches the cap: ``1.5 ** 1750`` is beyond
+    a float, and a task followed without deadline is polled that often (issue 11.4).
+    """
+    if policy.backoff == 1:
+        return policy.interval
+    # the first step at or past the cap (one more when the logarithm rounds up)
+    span = math.log(policy.max_interval) - math.log(policy.interval)
+    steps = min(steps, math.ceil(span / math.log(policy.backoff)))
+    try:
+        return min(policy.interval * policy.backoff**steps, policy.max_interval)
+    except OverflowError:  # a backoff near the largest float: one step passes any cap
+        return policy.max_interval
 
 
 class _PollWait(tenacity.wait.wait_base):

@@ -331,13 +331,17 @@ class LumaSession:
         *,
         watermark: bool = True,
         progress: ProgressCallback | None = None,
+        max_bytes: int = _download.DEFAULT_MAX_BYTES,
     ) -> Path:
         """Stream a finished video to ``dest``: a file, or a directory (``<task id>.mp4``).
 
         ``watermark=False`` (for a :class:`Task`) asks for the link without watermark first.
         The video host never gets the API key, not even across redirects; a broken transfer
         resumes with a Range request under ``self.retry``; the file appears at ``dest`` only
-        when complete and of the announced length.
+        when complete and of the announced length.  A link that expired (403) is asked for
+        again once (for a :class:`Task`), and a ``.part`` left by a killed process is resumed.
+        At most ``max_bytes`` are written (2 GiB by default); a longer body, or one the host
+        compressed, is a :class:`DownloadError`.
         """
         url = video_url_of(task_or_video)  # a task must be finished, before any request
         _inputs.check_bool(watermark, "watermark")
@@ -345,13 +349,32 @@ class LumaSession:
             raise InputError(f"progress must be callable, not {type(progress).__name__}")
         name = f"{task_or_video.id}.mp4" if isinstance(task_or_video, Task) else None
         _download.check_dest(dest, url, name)  # before the link request below
+        _download.check_max_bytes(max_bytes)
+        refresh: _download.RefreshLink | None = None
+        if isinstance(task_or_video, Task):
+            task_id = task_or_video.id
+
+            async def fresh_link() -> str:  # the link expired (403): ask for a fresh one, once
+                if not watermark:
+                    return await self.download_video_url(task_id)
+                return video_url_of(await self.get(task_id))
+
+            refresh = fresh_link
+
         if not watermark:
             if not isinstance(task_or_video, Task):
                 raise InputError("watermark=False needs the Task: that link is asked by task id")
             url = await self.download_video_url(task_or_video.id)
         client = await self._client()
         return await _download.download(
-            client, url, dest, progress=progress, retry=self.retry, filename=name
+            client,
+            url,
+            dest,
+            progress=progress,
+            retry=self.retry,
+            filename=name,
+            max_bytes=max_bytes,
+            refresh=refresh,
         )
 
     async def upload(self, image: ImageInput) -> UploadedFile:

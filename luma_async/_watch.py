@@ -6,6 +6,14 @@ changes, and one that joins late gets the latest state at once.  When the last s
 leaves (finishes, breaks out of its loop, is cancelled or garbage-collected) the watch is
 cancelled, so nothing keeps running for nobody.
 
+A callback (:meth:`Hub.notify`) cuts a watch's wait short, but the hook URL is reachable by
+whoever learns it, so forced polls are bounded (issue 11.5).  Hints for a task whose forced
+poll has not started yet are folded into it; each task has a token bucket of forced polls
+(:data:`TASK_FORCED_BURST`, refilled at :data:`TASK_FORCED_RATE` a second) and the session one
+for all tasks together (:data:`FORCED_BURST`, :data:`FORCED_RATE`).  A hint that finds a bucket
+empty is kept, and polled for as soon as a token comes: never lost, only delayed.  Scheduled
+polls go on as before.
+
 Refreshes of many watched tasks are folded into one ``POST /luma/tasks`` where the deployment
 offers it; where it answers 404 the hub falls back to one GET per task, decided once.
 """
@@ -38,6 +46,40 @@ __all__ = ["FollowEnd", "Hub", "Listener", "Subscription"]
 log = logging.getLogger("luma_async")
 
 _NOT_OFFERED = frozenset({404, 405, 501})
+
+#: Polls of one task that callbacks may force at once, and per second after that.
+TASK_FORCED_BURST = 8
+TASK_FORCED_RATE = 2.0
+#: Polls that callbacks may force at once over all tasks of a session, and per second.
+FORCED_BURST = 100
+FORCED_RATE = 50.0
+
+
+class _Bucket:
+    """A token bucket on the library's clock: ``burst`` at once, ``rate`` per second after."""
+
+    __slots__ = ("_at", "_burst", "_rate", "_tokens")
+
+    def __init__(self, burst: int, rate: float) -> None:
+        self._burst = float(burst)
+        self._rate = rate
+        self._tokens = float(burst)
+        self._at = _clock.monotonic()
+
+    def ready(self) -> bool:
+        now = _clock.monotonic()
+        # max(): a clock swapped for another (virtual time in tests) may read lower
+        self._tokens = min(self._burst, self._tokens + max(now - self._at, 0.0) * self._rate)
+        self._at = now
+        return self._tokens >= 1 - 1e-9  # float sums of refills land just below 1
+
+    def take(self) -> None:
+        self._tokens -= 1
+
+    def delay(self) -> float:
+        """Seconds until the next token (0 when one is there)."""
+        return 0.0 if self.ready() else max((1 - self._tokens) / self._rate, 1e-3)
+
 
 _Waiting = dict[str, list["asyncio.Future[Task]"]]
 
@@ -144,6 +186,9 @@ class _Watch:
         # __del__ then leaves).  A plain list of refs costs far less than a WeakSet.
         self._subscribers: list[weakref.ref[Subscription]] = []
         self.closing = False
+        self.woken = False  # a callback's poll is due and has not started yet
+        self.forced: _Bucket | None = None  # made at the first callback: most get none
+        self.forcer: asyncio.Task[None] | None = None  # a hint waiting for a token
         forever = _without_deadline(policy)  # each subscriber keeps its own deadline
         self.runner = asyncio.get_running_loop().create_task(
             self._run(forever, first), name=f"luma-watch-{task_id}"
@@ -153,7 +198,7 @@ class _Watch:
         error: BaseException | None = None
         try:
             async for change in follow(
-                lambda: self.hub.fetch(self.task_id),
+                self._fetch,
                 self.task_id,
                 policy,
                 wakeup=self.wakeup,
@@ -172,6 +217,35 @@ class _Watch:
         finally:
             self.hub._ended(self)  # noqa: SLF001
             self._finish_all(error)
+
+    def _fetch(self) -> Awaitable[Task]:
+        self.woken = False  # a hint from now on asks for the poll after this one
+        return self.hub.fetch(self.task_id)
+
+    def force(self) -> None:
+        """Poll now for a callback, or as soon as the buckets allow; hints coalesce."""
+        if self.woken or (self.forcer is not None and not self.forcer.done()):
+            return  # a forced poll is due and has not started: this hint is folded into it
+        if self.forced is None:
+            self.forced = _Bucket(TASK_FORCED_BURST, TASK_FORCED_RATE)
+        if self.forced.ready() and self.hub.forced.ready():
+            self._wake()
+            return
+        self.forcer = asyncio.get_running_loop().create_task(
+            self._force_later(self.forced), name=f"luma-force-{self.task_id}"
+        )
+
+    async def _force_later(self, bucket: _Bucket) -> None:
+        while not (bucket.ready() and self.hub.forced.ready()):
+            await _clock.sleep(max(bucket.delay(), self.hub.forced.delay()))
+        self._wake()
+
+    def _wake(self) -> None:
+        assert self.forced is not None
+        self.forced.take()
+        self.hub.forced.take()
+        self.woken = True
+        self.wakeup.wake()
 
     def _broadcast(self, change: StateChange) -> None:
         # A method, not a loop in _run: a loop variable in the long-lived coroutine frame
@@ -276,6 +350,7 @@ class Hub:
         self.batch_supported = batch  # None: not known yet
         self._window = window
         self._max_batch = max_batch
+        self.forced = _Bucket(FORCED_BURST, FORCED_RATE)  # polls forced by callbacks
         # One refresh collects fetches for ``window`` seconds, then sends them together.
         # ``_collecting`` is the one still collecting; ``_refreshes`` all that are running.
         self._collecting: _Waiting | None = None
@@ -345,7 +420,7 @@ class Hub:
         watch = self._watches.get(task_id)
         if watch is None:
             return False
-        watch.wakeup.wake()
+        watch.force()
         return True
 
     @property
@@ -358,6 +433,8 @@ class Hub:
             watch.remove(subscription)
 
     def _ended(self, watch: _Watch) -> None:
+        if watch.forcer is not None:
+            watch.forcer.cancel()
         if self._watches.get(watch.task_id) is watch:
             del self._watches[watch.task_id]
 

@@ -33,7 +33,9 @@ from luma_async import (
     StateChange,
     SubmissionUncertainError,
 )
-from luma_async.testing import LumaEmulator
+from luma_async import _callbacks as callbacks_module
+from luma_async._watch import FORCED_BURST, FORCED_RATE, TASK_FORCED_BURST, TASK_FORCED_RATE
+from luma_async.testing import LumaEmulator, VirtualClock
 
 from .helpers import ours
 
@@ -521,3 +523,158 @@ def test_a_receiver_needs_a_session() -> None:
 def test_the_receiver_is_public() -> None:
     assert "CallbackReceiver" in luma_async.__all__
     assert luma_async.CallbackReceiver is CallbackReceiver
+
+
+# -- callbacks cannot be turned into a request flood (issue 11.5) ------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_flood_of_hints_for_one_task_forces_few_polls(vclock: VirtualClock) -> None:
+    async with (
+        LumaEmulator(pending_seconds=10_000) as emu,
+        LumaSession(emu.api_key, base_url=emu.base_url, poll=SLOW, batch_refresh=False) as luma,
+    ):
+        task = await luma.generate("a long queue")
+        seen: asyncio.Queue[StateChange] = asyncio.Queue()
+        listener = luma.subscribe(task.id, queue=seen)
+        assert (await seen.get()).state == "pending"
+        before, started = emu.gets_for(task.id), vclock.monotonic()
+        try:
+            for _ in range(1_750):  # 1,750 deliveries in no time at all
+                assert luma.notify(task.id)
+                await asyncio.sleep(0)
+            flooded, flood_gets = vclock.monotonic(), emu.gets_for(task.id)
+            # The hints of the flood are folded and rate-bound; the last one is not lost:
+            # it is polled for within a token's time, long before the schedule (30 s away).
+            while emu.gets_for(task.id) == flood_gets and vclock.monotonic() - flooded < 5:
+                await vclock.sleep(0.01)
+            assert vclock.monotonic() - flooded <= 1 / TASK_FORCED_RATE + 0.05
+            for _ in range(int(5 / 0.01)):
+                await vclock.sleep(0.01)
+            forced = emu.gets_for(task.id) - before
+            elapsed = vclock.monotonic() - started
+            assert forced <= TASK_FORCED_BURST + elapsed * TASK_FORCED_RATE + 1, forced
+            assert forced <= 25  # not 1,750
+        finally:
+            listener.cancel()
+
+
+@pytest.mark.asyncio
+async def test_hints_for_many_tasks_are_bounded_by_a_session_rate(vclock: VirtualClock) -> None:
+    count = 3 * FORCED_BURST
+    async with (
+        LumaEmulator(pending_seconds=10_000) as emu,
+        LumaSession(emu.api_key, base_url=emu.base_url, poll=SLOW, batch_refresh=False) as luma,
+    ):
+        tasks = [await luma.generate(f"clip {i}") for i in range(count)]
+        subscriptions = [luma.poll(t.id, first=t) for t in tasks]
+        for subscription in subscriptions:
+            assert (await anext(subscription)).state == "pending"
+        before, started = emu.count("get"), vclock.monotonic()
+        for task in tasks:
+            luma.notify(task.id)
+        await asyncio.sleep(0)
+        at_once = emu.count("get") - before
+        assert at_once <= FORCED_BURST
+        # the rest follow at FORCED_RATE, none is lost, and none comes from the 30 s schedule
+        while emu.count("get") - before < count and vclock.monotonic() - started < 20:
+            await vclock.sleep(0.01)
+            elapsed = vclock.monotonic() - started
+            assert emu.count("get") - before <= FORCED_BURST + elapsed * FORCED_RATE + 1
+        took = vclock.monotonic() - started
+        assert emu.count("get") - before == count
+        assert took >= (count - FORCED_BURST) / FORCED_RATE - 0.1
+        assert took < SLOW.interval
+        for subscription in subscriptions:
+            subscription.close()
+
+
+# -- the receiver cannot be starved (issue 11.6) -----------------------------------------------
+
+
+async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await reader.read() == b""  # EOF: the server closed the connection
+    except ConnectionError:  # an abort (RST) closes too
+        return True
+
+
+@pytest.mark.asyncio
+async def test_connections_that_never_finish_their_headers_are_closed_and_capped() -> None:
+    cap, timeout = 20, 0.3
+    async with live() as (_emu, luma):
+        receiver = CallbackReceiver(luma, max_connections=cap, header_timeout=timeout)
+        async with receiver:
+            server = receiver._runner.server  # type: ignore[union-attr]
+            assert server is not None
+            most = 0
+
+            def count() -> None:
+                nonlocal most
+                most = max(most, len(server.connections))
+
+            started = time.monotonic()
+            streams = []
+            for _ in range(3 * cap):  # a slowloris: headers begun, never finished
+                reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+                writer.write(b"POST /luma-hook/x HTTP/1.1\r\nHost: a\r\nContent-Le")
+                streams.append((reader, writer))
+                await asyncio.sleep(0)
+                count()
+            closed = await asyncio.wait_for(
+                asyncio.gather(*(_closed_by_server(r) for r, _ in streams)), timeout=5.0
+            )
+            took = time.monotonic() - started
+            count()
+            assert all(closed)
+            assert took < timeout + 2.0  # held for the header timeout, not forever
+            assert most <= cap
+            assert receiver.refused_connections >= 2 * cap
+            for _, writer in streams:
+                writer.close()
+            await until(lambda: not server.connections)
+            # the receiver still serves a real delivery
+            task = await luma.generate("a fox")
+            assert await post(receiver.hook_url, {"id": task.id}) == (200, {"ok": True})
+
+
+@pytest.mark.asyncio
+async def test_a_body_that_never_arrives_is_answered_408_and_closed() -> None:
+    async with live() as (_emu, luma):
+        receiver = CallbackReceiver(luma, body_timeout=0.3)
+        async with receiver:
+            path = receiver.hook_url.split(str(receiver.port), 1)[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", receiver.port)
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n{{".encode()
+            )
+            started = time.monotonic()
+            answer = await asyncio.wait_for(reader.read(), timeout=5.0)
+            assert time.monotonic() - started < 2.0
+            assert answer.startswith(b"HTTP/1.1 408")
+            assert receiver.rejected == 1
+            assert receiver.deliveries == 0
+            writer.close()
+
+
+def test_the_receiver_is_bounded_by_default() -> None:
+    assert 0 < callbacks_module.DEFAULT_HEADER_TIMEOUT <= 30
+    assert 0 < callbacks_module.DEFAULT_BODY_TIMEOUT <= 30
+    assert 0 < callbacks_module.DEFAULT_MAX_CONNECTIONS <= 1_000  # far below a process's fds
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_connections": 0},
+        {"max_connections": True},
+        {"header_timeout": 0},
+        {"header_timeout": float("nan")},
+        {"body_timeout": -1},
+        {"body_timeout": "5"},
+    ],
+)
+def test_bad_bounds_are_refused(options: dict[str, Any]) -> None:
+    luma = LumaSession("k" * 20, base_url="http://127.0.0.1:9")
+    with pytest.raises(InputError):
+        CallbackReceiver(luma, **options)

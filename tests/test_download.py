@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
+import hashlib
+import inspect
 import itertools
+import signal
 import socket
+import sys
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,12 +32,13 @@ from luma_async import (
     PollPolicy,
     RetryPolicy,
     ServerError,
+    StateChange,
     Task,
     TaskState,
     TransportError,
     Video,
 )
-from luma_async._download import DownloadError, download, video_url_of
+from luma_async._download import DEFAULT_MAX_BYTES, DownloadError, download, video_url_of
 from luma_async.testing import LumaEmulator, VirtualClock
 
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.0, timeout=300.0)
@@ -809,3 +817,357 @@ async def test_extend_many_downloads_each_result(emulator: LumaEmulator, tmp_pat
         assert broken[0].error is not None
         with pytest.raises(InputError):
             luma.extend_many(requests, download_to=tmp_path / "missing")
+
+
+# -- bounds on what a video host can make us write (issue 11.9) --------------------------------
+
+
+class HostileHost:
+    """A video host written from scratch: endless bodies, huge lengths, encoded bodies."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self._runner: web.AppRunner | None = None
+        self.base = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/endless.mp4", self._endless)
+        app.router.add_get("/huge.mp4", self._huge)
+        app.router.add_get("/gzip.mp4", self._gzip)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.base = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def close(self) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _endless(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # no Content-Length: chunked, never ending
+        await response.prepare(request)
+        chunk = b"\0" * 65_536
+        with contextlib.suppress(ConnectionError):
+            for _ in range(100_000):  # 6.5 GB, unless the client hangs up first
+                await response.write(chunk)
+                self.sent += len(chunk)
+        return response
+
+    async def _huge(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": str(5 * 1024**3)})
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(1_000):
+                await response.write(b"\0" * 65_536)
+                self.sent += 65_536
+        return response
+
+    async def _gzip(self, request: web.Request) -> web.Response:
+        body = gzip.compress(b"\0" * 5_000_000)  # 5 MB inflated from about 5 kB
+        return web.Response(body=body, headers={"Content-Encoding": "gzip"})
+
+
+@pytest_asyncio.fixture
+async def hostile(vclock: VirtualClock) -> AsyncIterator[HostileHost]:
+    server = HostileHost()
+    await server.start()
+    yield server
+    await server.close()
+
+
+@pytest.mark.asyncio
+async def test_an_endless_body_stops_at_max_bytes(hostile: HostileHost, tmp_path: Path) -> None:
+    cap = 1_000_000
+    written: list[int] = []
+    async with aiohttp.ClientSession() as client:
+        with pytest.raises(DownloadError, match="max_bytes") as caught:
+            await download(
+                client,
+                f"{hostile.base}/endless.mp4",
+                tmp_path / "v.mp4",
+                retry=RETRY,
+                max_bytes=cap,
+                progress=lambda got, total: written.append(got),
+            )
+    assert max(written) <= cap  # never more than the cap on disk
+    assert caught.value.received <= cap
+    assert leftovers(tmp_path) == []  # the partial file is not kept: the download is refused
+    assert hostile.sent < 50 * cap  # the connection was dropped, not read to its end
+
+
+@pytest.mark.asyncio
+async def test_an_announced_length_over_max_bytes_is_refused_before_the_body(
+    hostile: HostileHost, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as client:
+        with pytest.raises(DownloadError, match="announces 5368709120 bytes") as caught:
+            await download(client, f"{hostile.base}/huge.mp4", tmp_path / "v.mp4", retry=RETRY)
+    assert caught.value.received == 0
+    assert leftovers(tmp_path) == []
+
+
+def test_the_default_cap_suits_a_video() -> None:
+    assert DEFAULT_MAX_BYTES == 2 * 1024**3
+    assert inspect.signature(download).parameters["max_bytes"].default == DEFAULT_MAX_BYTES
+    assert (
+        inspect.signature(LumaSession.download).parameters["max_bytes"].default == DEFAULT_MAX_BYTES
+    )
+
+
+@pytest.mark.asyncio
+async def test_an_encoded_body_is_refused_not_inflated(
+    hostile: HostileHost, tmp_path: Path
+) -> None:
+    async with aiohttp.ClientSession() as client:  # decompresses by default: not for videos
+        with pytest.raises(DownloadError, match="'gzip'-encoded body") as caught:
+            await download(client, f"{hostile.base}/gzip.mp4", tmp_path / "v.mp4", retry=RETRY)
+    assert caught.value.received == 0
+    assert leftovers(tmp_path) == []
+
+
+# -- file-system failures, expired links, leftovers of a killed process (issue 11.10) ----------
+
+
+@pytest.mark.asyncio
+async def test_a_long_destination_name_still_downloads(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    folder = tmp_path / ("d" * 241)
+    folder.mkdir()
+    name = "v" * 250 + ".mp4"  # a valid name; ".<name>.<random>.part" was not
+    dest = await download(client, host.url, folder / name, retry=RETRY)
+    assert dest.read_bytes() == DATA
+    assert leftovers(folder) == [name]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("where", ["name", "directory"])
+async def test_a_name_the_file_system_refuses_is_a_download_error(
+    where: str, host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    dest = tmp_path / ("n" * 300) if where == "name" else tmp_path / ("d" * 300) / "v.mp4"
+    with pytest.raises(DownloadError) as caught:
+        await download(client, host.url, dest, retry=RETRY)
+    assert "File name too long" in str(caught.value)
+    assert str(tmp_path) in str(caught.value)
+    assert "PosixPath" not in str(caught.value)  # a path shown as a path
+    assert caught.value.path == dest
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.asyncio
+async def test_a_directory_in_the_way_is_a_download_error(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    (tmp_path / "v.mp4").mkdir()  # where the finished file must go
+    with pytest.raises(DownloadError, match="Is a directory") as caught:
+        await download(client, host.url, tmp_path, filename="v.mp4", retry=RETRY)
+    assert f"cannot save to {tmp_path / 'v.mp4'}: " in str(caught.value)
+    assert caught.value.received == len(DATA)
+    assert leftovers(tmp_path) == ["v.mp4"]
+
+
+@pytest.mark.asyncio
+async def test_extend_many_reports_a_file_system_failure_in_the_result(
+    emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    policy = PollPolicy(interval=1, max_interval=5, jitter=0, timeout=300)
+    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=policy) as luma:
+        parent = await luma.wait((await luma.generate("root")).id)
+
+        def block(change: StateChange) -> None:  # a directory where the video must go
+            (tmp_path / f"{change.task_id}.mp4").mkdir(exist_ok=True)
+
+        requests = [ExtendRequest(parent.id, f"step {i}") for i in range(2)]
+        results = [
+            r async for r in luma.extend_many(requests, download_to=tmp_path, on_change=block)
+        ]
+    assert len(results) == 2
+    for result in results:
+        assert result.task is not None
+        assert result.path is None
+        assert isinstance(result.error, DownloadError)
+        assert f"{tmp_path}/{result.task_id}.mp4" in str(result.error)
+    assert all(not name.endswith((".part", ".meta")) for name in leftovers(tmp_path))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("watermark", [True, False])
+async def test_an_expired_link_is_fetched_again_once(
+    watermark: bool, luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    done = await finished(luma)
+    emulator.reset_records()
+    emulator.inject("video", status=403)  # the presigned link expired
+    path = await luma.download(done, tmp_path / "v.mp4", watermark=watermark)
+    assert path.read_bytes() == emulator.video_bytes
+    assert len(emulator.video_requests) == 2
+    if watermark:
+        assert emulator.count("get") == 1  # the task again, for its fresh link
+    else:
+        assert emulator.count("download_video_url") == 2
+    emulator.inject("video", count=2, status=403)  # still refused: once only, then the error
+    with pytest.raises(APIError) as caught:
+        await luma.download(done, tmp_path / "w.mp4", watermark=watermark)
+    assert caught.value.status == 403
+    assert leftovers(tmp_path) == ["v.mp4"]
+
+
+@pytest.mark.asyncio
+async def test_a_403_without_a_way_to_refresh_is_an_error(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    done = await finished(luma)
+    assert done.video is not None
+    emulator.inject("video", status=403)
+    with pytest.raises(APIError) as caught:
+        await luma.download(done.video, tmp_path / "v.mp4")  # a Video: no task to ask again
+    assert caught.value.status == 403
+
+
+async def _killed_midway(
+    host: ScriptedHost, client: aiohttp.ClientSession, dest: Path
+) -> dict[str, bytes]:
+    """What a process killed mid-download leaves on disk: its files as they are, kept."""
+    host.plan = ["stall"]
+    started = asyncio.Event()
+    job = asyncio.create_task(
+        download(client, host.url, dest, retry=RETRY, progress=lambda r, t: started.set())
+    )
+    await started.wait()
+    left = {p.name: p.read_bytes() for p in dest.parent.iterdir()}
+    job.cancel()  # a kill would not clean up; the files are put back below
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    for name, data in left.items():
+        (dest.parent / name).write_bytes(data)
+    return left
+
+
+@pytest.mark.asyncio
+async def test_a_part_left_by_a_killed_process_is_resumed(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    left = await _killed_midway(host, client, tmp_path / "v.bin")
+    part = next(data for name, data in left.items() if name.endswith(".part"))
+    assert 0 < len(part) < len(DATA)
+    assert part == DATA[: len(part)]
+    host.requests.clear()
+    dest = await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert dest.read_bytes() == DATA
+    (again,) = host.requests
+    assert again["Range"] == f"bytes={len(part)}-"
+    assert again["If-Range"] == '"v1"'
+    assert leftovers(tmp_path) == ["v.bin"]
+
+
+@pytest.mark.asyncio
+async def test_a_leftover_part_is_not_trusted_without_its_validator(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    left = await _killed_midway(host, client, tmp_path / "v.bin")
+    for name in left:
+        if name.endswith(".meta"):
+            (tmp_path / name).unlink()
+        else:
+            (tmp_path / name).write_bytes(b"garbage")
+    host.requests.clear()
+    dest = await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert dest.read_bytes() == DATA
+    assert all("Range" not in r for r in host.requests)
+    assert leftovers(tmp_path) == ["v.bin"]
+
+
+@pytest.mark.asyncio
+async def test_two_downloads_to_one_destination_do_not_share_a_part(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    paths = await asyncio.gather(
+        *(download(client, host.url, tmp_path / "v.bin", retry=RETRY) for _ in range(3))
+    )
+    assert all(p.read_bytes() == DATA for p in paths)
+    assert leftovers(tmp_path) == ["v.bin"]
+
+
+@pytest.mark.asyncio
+async def test_a_part_file_that_cannot_be_opened_is_a_download_error(
+    host: ScriptedHost, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    key = hashlib.sha256(host.url.encode()).hexdigest()[:12]
+    (tmp_path / f".v.bin.{key}.part").mkdir()  # a directory where the .part must go
+    with pytest.raises(DownloadError, match="Is a directory") as caught:
+        await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
+    assert caught.value.path == tmp_path / "v.bin"
+    assert host.requests == []  # refused before any request
+
+
+_WORKER = """
+import asyncio, sys
+import aiohttp
+from luma_async import RetryPolicy
+from luma_async._download import download
+
+async def main() -> None:
+    async with aiohttp.ClientSession() as client:
+        await download(client, sys.argv[1], sys.argv[2], retry=RetryPolicy())
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_download_sigkilled_midway_is_resumed_by_the_next(tmp_path: Path) -> None:
+    """A real process, killed with SIGKILL while the body is half sent; then a new download."""
+    requests: list[CIMultiDict[str]] = []
+    release = asyncio.Event()
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        requests.append(CIMultiDict(request.headers))
+        start = int(request.headers.get("Range", "bytes=0-")[6:-1] or 0)
+        response = web.StreamResponse(status=206 if start else 200, headers={"ETag": '"v1"'})
+        if start:
+            response.headers["Content-Range"] = f"bytes {start}-{len(DATA) - 1}/{len(DATA)}"
+        response.content_length = len(DATA) - start
+        await response.prepare(request)
+        if start:
+            await response.write(DATA[start:])
+            return response
+        await response.write(DATA[: len(DATA) // 2])
+        await release.wait()  # the first download stalls here until it is killed
+        return response
+
+    app = web.Application()
+    app.router.add_get("/video.bin", serve)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/video.bin"
+    dest = tmp_path / "v.bin"
+    root = Path(__file__).resolve().parent.parent
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _WORKER, url, str(dest), cwd=root
+        )
+        deadline = time.monotonic() + 30
+        part: list[Path] = []
+        while not (part := [p for p in tmp_path.iterdir() if p.suffix == ".part"]) or not (
+            part[0].stat().st_size
+        ):
+            assert proc.returncode is None and time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        left = part[0].stat().st_size
+        assert 0 < left < len(DATA)
+        assert any(p.suffix == ".meta" for p in tmp_path.iterdir())
+        async with aiohttp.ClientSession() as client:
+            got = await download(client, url, dest, retry=RETRY)
+        assert got.read_bytes() == DATA
+        assert requests[-1]["Range"] == f"bytes={left}-"
+        assert requests[-1]["If-Range"] == '"v1"'
+        assert leftovers(tmp_path) == ["v.bin"]
+    finally:
+        release.set()
+        await runner.cleanup()

@@ -10,10 +10,18 @@ from typing import Any
 
 import pytest
 
-from luma_async import InputError, PollPolicy, RequestBudget, RetryPolicy, Task, TaskState
+from luma_async import (
+    InputError,
+    PollPolicy,
+    RequestBudget,
+    RetryPolicy,
+    Task,
+    TaskState,
+    Video,
+)
 from luma_async._budget import Budget
 from luma_async._clock import RealClock, VirtualClock, Wakeup, get_clock
-from luma_async._poll import next_wait
+from luma_async._poll import follow, next_wait
 
 # --- policy validation -----------------------------------------------------------------------
 
@@ -137,6 +145,44 @@ def test_waits_grow_by_backoff_up_to_the_cap() -> None:
     assert waits[-1] == 15.0
     assert max(waits) == 15.0
     assert waits == sorted(waits)
+
+
+@pytest.mark.parametrize("attempt", [1_750, 1_800, 10**6, 10**12])
+@pytest.mark.parametrize("backoff", [1.01, 1.5, 2.0, 1e6, 1e300])
+def test_waits_never_overflow_however_many_polls(attempt: int, backoff: float) -> None:
+    policy = PollPolicy(interval=2.0, max_interval=15.0, backoff=backoff, jitter=0)
+    assert next_wait(policy, attempt, running(), None) == 15.0
+    assert next_wait(policy, attempt, running(state=TaskState.PENDING), None) == 15.0
+
+
+def test_waits_at_the_edges_of_floats() -> None:
+    wide = PollPolicy(interval=1e-300, max_interval=1e300, backoff=1e300, jitter=0)
+    assert [next_wait(wide, n, None, None) for n in (1, 2, 3, 10**9)] == [
+        1e-300,
+        1.0,
+        1e300,
+        1e300,
+    ]
+    flat = PollPolicy(interval=2.0, max_interval=15.0, backoff=1.0, jitter=0)
+    assert next_wait(flat, 10**9, None, None) == 2.0
+
+
+@pytest.mark.asyncio
+async def test_a_follow_runs_for_any_number_of_polls(vclock: VirtualClock) -> None:
+    """Issue 11.4: after ~1,750 polls ``interval * backoff ** n`` overflowed the float."""
+    polls = 0
+
+    async def fetch() -> Task:
+        nonlocal polls
+        polls += 1
+        state = TaskState.COMPLETED if polls >= 3_000 else TaskState.PROCESSING
+        video = Video("https://cdn.example/v.mp4") if polls >= 3_000 else None
+        return Task(id="t", state=state, video=video)
+
+    policy = PollPolicy(interval=1.0, max_interval=2.0, backoff=1.5, jitter=0, timeout=None)
+    changes = [change async for change in follow(fetch, "t", policy)]
+    assert polls == 3_000
+    assert changes[-1].state == TaskState.COMPLETED
 
 
 def test_first_wait_without_a_task() -> None:

@@ -681,6 +681,14 @@ ARGUMENT_CASES: list[tuple[str, tuple[str, ...], st.SearchStrategy[Any], Build]]
         ),
     ),
     (
+        "download.max_bytes",
+        ("max_bytes",),
+        st.sampled_from([0, -1, 1.5, "10", True, None]),
+        lambda luma, emu, tmp, v: luma.download(
+            _finished_task(emu), tmp, watermark=False, max_bytes=v
+        ),
+    ),
+    (
         "upload.image",
         ("image",),
         st.one_of(_bad_images, st.just(None)),
