@@ -31,17 +31,23 @@ from luma_async._errors import (
     SubmissionUncertainError,
     TaskFailedError,
     TransportError,
+    UpstreamAuthenticationError,
+    WrongTaskError,
 )
 from luma_async._journal import Journal, JournalEntry
 from luma_async._models import (
+    Account,
     BatchResult,
     ExtendRequest,
+    Frame,
     GenerateRequest,
     ImageInput,
+    RawVideo,
     StateChange,
     Task,
     TaskState,
     UploadedFile,
+    Usage,
     Video,
 )
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
@@ -71,6 +77,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_BASE_URL",
     "APIError",
+    "Account",
     "AuthenticationError",
     "BadRequestError",
     "Batch",
@@ -79,6 +86,7 @@ __all__ = [
     "DecodeError",
     "DownloadError",
     "ExtendRequest",
+    "Frame",
     "GenerateRequest",
     "ImageInput",
     "InputError",
@@ -93,6 +101,7 @@ __all__ = [
     "PollTimeoutError",
     "ProgressCallback",
     "RateLimitError",
+    "RawVideo",
     "RequestBudget",
     "RetryPolicy",
     "ServerError",
@@ -105,6 +114,9 @@ __all__ = [
     "TaskState",
     "TransportError",
     "UploadedFile",
+    "UpstreamAuthenticationError",
+    "Usage",
     "Video",
+    "WrongTaskError",
     "__version__",
 ]
