@@ -318,6 +318,37 @@ def download(obj: _Context, task_id: str, dest: Path, watermark: bool) -> int:
     return run_command(run)
 
 
+# -- usage (issue 10) ----------------------------------------------------------------------
+
+
+@cli.command(epilog="Example: luma-async usage --json")
+@json_option
+@pass_context
+def usage(obj: _Context, as_json: bool) -> int:
+    """Print the credits of the account behind the key (check before a big batch)."""
+    import json  # noqa: PLC0415 - only this command prints raw JSON
+
+    async def run() -> int:
+        async with obj.session() as luma:
+            account_usage = await luma.usage()
+        if as_json:
+            click.echo(json.dumps(dict(account_usage.extra), ensure_ascii=False, sort_keys=True))
+            return EXIT_OK
+        for name in ("available", "used", "total"):
+            value = getattr(account_usage, name)
+            if value is not None:
+                click.echo(f"{name}: {value:g}")
+        for key, value in sorted(account_usage.extra.items()):
+            if key not in ("available", "used", "total") and not isinstance(value, (dict, list)):
+                click.echo(f"{key}: {value}")
+        return EXIT_OK
+
+    return run_command(run)
+
+
+# -- emulator ------------------------------------------------------------------------------
+
+
 @cli.command(epilog="Example: luma-async emulator --port 8400 --time-scale 0.1")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8400, show_default=True, type=int)
@@ -329,13 +360,90 @@ def download(obj: _Context, task_id: str, dest: Path, watermark: bool) -> int:
     type=float,
     help="Real seconds per emulated second (0.1 runs ten times faster).",
 )
-def emulator(host: str, port: int, emulator_key: str, time_scale: float) -> int:
+@click.option(
+    "--dialect",
+    type=click.Choice(["proxy", "gateway"]),
+    default="proxy",
+    show_default=True,
+    help="Error bodies of the Go proxy or of a new-api gateway.",
+)
+@click.option(
+    "--envelope",
+    type=click.Choice(["bare", "list", "wrapped"]),
+    default="bare",
+    show_default=True,
+    help="How task answers are wrapped.",
+)
+@click.option(
+    "--task-shape",
+    type=click.Choice(["classic", "artifact", "official"]),
+    default="classic",
+    show_default=True,
+    help="The task object's shape (official: queued/dreaming, assets.video).",
+)
+@click.option(
+    "--batch-route",
+    type=click.Choice(["list", "nested", "missing", "html", "400", "403", "null"]),
+    default="list",
+    show_default=True,
+    help="How POST /luma/tasks answers.",
+)
+@click.option(
+    "--unrouted",
+    type=click.Choice(["404", "html"]),
+    default="404",
+    show_default=True,
+    help="What paths without a route answer (html: new-api's page, status 200).",
+)
+@click.option(
+    "--media",
+    type=click.Choice(["all", "video", "top", "artifact"]),
+    default="all",
+    show_default=True,
+    help="Where thumbnails, last_frame and video_raw are.",
+)
+@click.option(
+    "--upstream-expired",
+    is_flag=True,
+    help="Answer every request 401 'Not authenticated' (the aggregator's Luma account).",
+)
+@click.option(
+    "--wrong-task-answers",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Answer the next N task GETs with another task.",
+)
+def emulator(
+    host: str,
+    port: int,
+    emulator_key: str,
+    time_scale: float,
+    dialect: str,
+    envelope: str,
+    task_shape: str,
+    batch_route: str,
+    unrouted: str,
+    media: str,
+    upstream_expired: bool,
+    wrong_task_answers: int,
+) -> int:
     """Serve the API emulator until interrupted, to test your own app against it."""
     from luma_async.testing import LumaEmulator  # noqa: PLC0415
 
+    profile: dict[str, Any] = {
+        "dialect": dialect,
+        "envelope": envelope,
+        "task_shape": task_shape,
+        "batch_route": batch_route,
+        "unrouted": unrouted,
+        "media": media,
+        "upstream_expired": upstream_expired,
+        "wrong_task_answers": wrong_task_answers,
+    }
+
     async def run() -> int:
         async with LumaEmulator(
-            host=host, port=port, api_key=emulator_key, time_scale=time_scale
+            host=host, port=port, api_key=emulator_key, time_scale=time_scale, **profile
         ) as emu:
             click.echo(f"LUMA_BASE_URL={emu.base_url} LUMA_API_KEY={emu.api_key}")
             click.echo("serving; Ctrl-C to stop")

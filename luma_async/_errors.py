@@ -292,7 +292,7 @@ def _describe(body: Any) -> tuple[str | None, str | None]:
     error: Any = body.get("error")
     if detail is None and _is_dict(error):
         detail = error.get("message")
-        code = code if code is not None else error.get("type") or error.get("code")
+        code = code if code is not None else error.get("code") or error.get("type")
     elif detail is None and isinstance(error, str):
         detail = error
     if detail is None:
