@@ -37,8 +37,8 @@ from luma_async import (
     UpstreamAuthenticationError,
     Usage,
     WrongTaskError,
+    _clock,
 )
-from luma_async import _clock
 from luma_async._convert import batch_from_json, task_from_json, task_to_json
 from luma_async._errors import decode_error_body, error_from_response
 from luma_async.testing import LumaEmulator, VirtualClock
@@ -268,15 +268,27 @@ async def test_one_unreadable_item_costs_only_that_item_a_get(
             items.append({"id": 42, "state": None})  # cannot be read
         return items
 
-    app, gets = _scripted_deployment(batch)
+    rounds: list[list[str]] = []
+
+    def recording(ids: list[str], render: Callable[[str], dict[str, Any]]) -> Any:
+        rounds.append(ids)
+        return batch(ids, render)
+
+    app, gets = _scripted_deployment(recording)
     base_url = await tiny_server(app)
     async with LumaSession("k", base_url=base_url) as luma:
         ids = ["t-1", "t-bad", "t-2"]
         done = await asyncio.gather(*(luma.wait(t) for t in ids))
     assert [t.id for t in done] == ids
     assert all(t.video is not None for t in done)
-    assert gets  # the unreadable one was fetched alone...
-    assert set(gets) == {"t-bad"}  # ...and only it
+    with_bad = [r for r in rounds if "t-bad" in r]
+    assert len(with_bad) >= 2
+    # Each round costs the unreadable item one GET; the others ride the batch (a task
+    # polled while it is the only one followed is fetched alone, at most at start and end).
+    assert gets.count("t-bad") >= len(with_bad)
+    for good in ("t-1", "t-2"):
+        assert sum(good in r for r in rounds) >= 2
+        assert gets.count(good) <= 2
 
 
 @pytest.mark.asyncio
