@@ -1392,27 +1392,27 @@ def _dashboard() -> web.Response:
 def _place_media(body: dict[str, Any], media: Media, shape: TaskShape) -> None:
     """Move a rendered task's stills and raw video to where ``media`` says they are."""
     artifact: dict[str, Any] = body.get("artifact") or {}
-    video = body.get("video")
-    thumbnail = body.get("thumbnail") or artifact.get("thumbnail")
-    last_frame = body.get("last_frame") or artifact.get("last_frame")
-    video_raw = body.get("video_raw") or artifact.get("video_raw")
-    if video_raw is None and isinstance(video, dict) and thumbnail is not None:
-        url = str(video["url"])
-        video_raw = {
-            "url": f"{url}?raw=1",
-            "width": video.get("width"),
-            "height": video.get("height"),
-            "duration": _VIDEO_SECONDS_PER_EXTEND,
-        }
-    for key in ("thumbnail", "last_frame", "video_raw"):
-        body.pop(key, None)
-    if isinstance(video, dict):
-        video = dict(video)
+    shown: dict[str, Any] | None = body.get("video")
+    thumbnail: dict[str, Any] | None = body.get("thumbnail") or artifact.get("thumbnail")
+    last_frame: dict[str, Any] | None = body.get("last_frame") or artifact.get("last_frame")
+    video_raw: dict[str, Any] | None = body.get("video_raw") or artifact.get("video_raw")
+    video: dict[str, Any] | None = None
+    if shown is not None:
+        video = dict(shown)
         video["thumbnail"] = None
         video.pop("download_url", None)
         body["video"] = video
+        if video_raw is None and thumbnail is not None:
+            video_raw = {
+                "url": f"{video['url']}?raw=1",
+                "width": video.get("width"),
+                "height": video.get("height"),
+                "duration": _VIDEO_SECONDS_PER_EXTEND,
+            }
+    for key in ("thumbnail", "last_frame", "video_raw"):
+        body.pop(key, None)
     if media == "video":
-        if isinstance(video, dict) and thumbnail is not None:
+        if video is not None and thumbnail is not None:
             video["thumbnail"] = thumbnail["url"] if shape == "classic" else thumbnail
         body["last_frame"] = last_frame
         body["video_raw"] = video_raw
