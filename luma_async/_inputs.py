@@ -228,6 +228,7 @@ def generate_body(
     return _common(request, body, max_image_bytes)
 
 
+_MAX_DURATION = 3600
 _DURATION = re.compile(r"\s*(\d{1,4})\s*(s|sec|secs|seconds)?\s*", re.IGNORECASE)
 
 
@@ -244,9 +245,10 @@ def check_duration(value: object) -> str | None:
         seconds = int(value)
     elif isinstance(value, str) and (match := _DURATION.fullmatch(value)) is not None:
         seconds = int(match[1])
-    if seconds is None or seconds < 1:
+    if seconds is None or not 1 <= seconds <= _MAX_DURATION:
         raise InputError(
-            f"duration must be a whole number of seconds (5) or a string like '5s', not {value!r}"
+            f"duration must be a whole number of seconds from 1 to {_MAX_DURATION} (5) or a "
+            f"string like '5s', not {value!r}"
         )
     return f"{seconds}s"
 

@@ -642,3 +642,80 @@ def test_usage_of_an_unknown_shape_keeps_everything() -> None:
     assert (account.id, account.plan, account.email) == ("7", "plus", None)
     with pytest.raises(DecodeError):
         usage_from_json([1, 2], what="usage")
+
+
+@pytest.mark.asyncio
+async def test_followers_that_give_up_cancel_their_batch_refresh(vclock: VirtualClock) -> None:
+    async with (
+        LumaEmulator() as emu,
+        LumaSession(emu.api_key, base_url=emu.base_url) as luma,
+    ):
+        tasks = [await luma.generate(f"clip {i}") for i in range(3)]
+        emu.inject("tasks", count=5, delay=30)  # the batch answer is slow
+        waits = [asyncio.create_task(luma.wait(t.id)) for t in tasks]
+        await _clock.sleep(10)  # the batch refresh is in flight now
+        assert luma._hub._refresher.running
+        for wait in waits:
+            wait.cancel()
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results)
+        await _clock.sleep(0.1)
+        assert luma._hub._refresher.running == []  # nobody waits: the refresh was cancelled
+
+
+# -- reading details ----------------------------------------------------------------------------
+
+
+def test_media_as_bare_links_and_float_sizes() -> None:
+    got = task_from_json(
+        {
+            "id": "t",
+            "state": "completed",
+            "video": {"url": "https://cdn/v.mp4"},
+            "last_frame": "https://cdn/last.jpg",
+            "video_raw": {"url": "https://cdn/raw.mp4", "width": 1360.0, "duration": "5"},
+        }
+    )
+    assert got.last_frame == Frame("https://cdn/last.jpg")
+    assert got.video_raw == RawVideo("https://cdn/raw.mp4", width=1360)
+    bare = task_from_json(
+        {"id": "t", "state": "completed", "video": {"url": "https://cdn/v.mp4"}, "video_raw": "x"}
+    )
+    assert bare.video_raw == RawVideo("x")
+
+
+def test_a_constructed_task_writes_its_media() -> None:
+    task = task_from_json(
+        task_to_json(
+            task_from_json({"id": "t", "state": "completed", "video": {"url": "https://cdn/v"}})
+        )
+    )
+    assert task.last_frame is None
+    from luma_async import Task, Video  # noqa: PLC0415
+
+    made = Task(
+        "t",
+        TaskState.COMPLETED,
+        video=Video("https://cdn/v", raw=RawVideo("https://cdn/raw", duration=5.0)),
+        last_frame=Frame("https://cdn/last.jpg", width=2, height=1),
+    )
+    wire = task_to_json(made)
+    assert wire["last_frame"] == {"url": "https://cdn/last.jpg", "width": 2, "height": 1}
+    again = task_from_json(json.loads(json.dumps(wire)))
+    assert again.last_frame == made.last_frame
+    assert again.video_raw == made.video_raw
+    assert again.video is not None
+    assert again.video.best_url == "https://cdn/raw"
+
+
+def test_unreadable_batch_items_are_left_out() -> None:
+    tasks = batch_from_json(
+        [
+            {"id": "a", "state": "pending"},
+            "not a task",
+            {"id": "b"},
+            {"id": "c", "state": "pending", "created_at": "yesterday-ish"},
+        ]
+    )
+    assert tasks is not None
+    assert [t.id for t in tasks] == ["a"]
