@@ -298,23 +298,25 @@ def _task(raw: Any, structure_video: Callable[[Any], Video]) -> Task:
 
     artifact = _mapping(raw.get("artifact"))
     assets = _mapping(raw.get("assets"))  # the official API's shape
-    video_raw: Any = raw.get("video")
-    if _url_of(video_raw) is None:  # null, or an object still without its link
-        video_raw = artifact.get("video")
-        if _url_of(video_raw) is None:
-            video_raw = assets.get("video")
-    if isinstance(video_raw, str) and video_raw:  # a bare link
-        video_raw = {"url": video_raw}
+    shown: Any = raw.get("video")
+    if _url_of(shown) is None:  # null, or an object still without its link
+        shown = artifact.get("video")
+        if _url_of(shown) is None:
+            shown = assets.get("video")
+    if isinstance(shown, str) and shown:  # a bare link
+        shown = {"url": shown}
     video = None
-    if _is_object(video_raw) and _url_of(video_raw) is not None:
-        fields = dict(video_raw)
+    if _is_object(shown) and _url_of(shown) is not None:
+        fields = dict(shown)
         if _url_of(fields.get("thumbnail")) is None:  # a still from wherever else it is
             for place in (raw.get("thumbnail"), artifact.get("thumbnail"), assets.get("image")):
                 if (thumbnail := _url_of(place)) is not None:
                     fields["thumbnail"] = thumbnail
                     break
-        if fields.get("raw") is None:
-            fields["raw"] = raw.get("video_raw") or artifact.get("video_raw")
+        if _url_of(fields.get("raw")) is None:
+            fields["raw"] = _raw_video(raw.get("video_raw")) or _raw_video(
+                artifact.get("video_raw")
+            )
         video = structure_video(fields)
 
     created = raw.get("created_at")

@@ -719,3 +719,16 @@ def test_unreadable_batch_items_are_left_out() -> None:
     )
     assert tasks is not None
     assert [t.id for t in tasks] == ["a"]
+
+
+def test_a_raw_video_without_link_at_the_top_yields_to_the_artifact_one() -> None:
+    got = task_from_json(
+        {
+            "id": "t",
+            "state": "completed",
+            "video": {"url": "https://cdn/v.mp4"},
+            "video_raw": {"url": None},
+            "artifact": {"video_raw": {"url": "https://cdn/raw.mp4", "duration": 5}},
+        }
+    )
+    assert got.video_raw == RawVideo("https://cdn/raw.mp4", duration=5.0)
