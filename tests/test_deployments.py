@@ -732,3 +732,72 @@ def test_a_raw_video_without_link_at_the_top_yields_to_the_artifact_one() -> Non
         }
     )
     assert got.video_raw == RawVideo("https://cdn/raw.mp4", duration=5.0)
+
+
+# -- 7. the emulator's wire answers -------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_the_emulator_speaks_each_variation_on_the_wire(vclock: VirtualClock) -> None:
+    import aiohttp  # noqa: PLC0415
+
+    async with (
+        LumaEmulator(task_shape="official", batch_route="nested", unrouted="html") as emu,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {emu.api_key}"}) as client,
+    ):
+        async with client.post(
+            f"{emu.base_url}/luma/generations", json={"user_prompt": "a fox", "duration": 5}
+        ) as response:
+            first = await response.json()
+        assert first["state"] == "queued"
+        assert first["assets"]["video"] is None
+        vclock.advance(60)
+        async with client.get(f"{emu.base_url}/luma/generations/{first['id']}") as response:
+            done = await response.json()
+        assert done["state"] == "completed"
+        assert isinstance(done["assets"]["video"], str)
+        async with client.post(
+            f"{emu.base_url}/luma/tasks", json={"ids": [first["id"]]}
+        ) as response:
+            rows = (await response.json())["data"]
+        assert isinstance(rows[0]["id"], int)
+        assert rows[0]["task_id"] == first["id"]
+        assert rows[0]["status"] == "SUCCESS"
+        assert rows[0]["data"]["id"] == first["id"]
+        async with client.get(f"{emu.base_url}/api/status") as response:
+            assert response.status == 200
+            assert response.content_type == "text/html"
+        emu.inject("get", other_task=True)
+        second = emu.tasks[first["id"]]
+        async with client.post(
+            f"{emu.base_url}/luma/generations", json={"user_prompt": "another"}
+        ) as response:
+            other = await response.json()
+        async with client.get(f"{emu.base_url}/luma/generations/{second.id}") as response:
+            assert (await response.json())["id"] == other["id"]
+    async with (
+        LumaEmulator(upstream_expired=True) as emu,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {emu.api_key}"}) as client,
+        client.get(f"{emu.base_url}/luma/users/me") as response,
+    ):
+        assert response.status == 401
+        assert await response.read() == raw_sample("proxy_401_two_documents.txt")
+
+
+@pytest.mark.parametrize("media", ["video", "top", "artifact"])
+@pytest.mark.asyncio
+async def test_the_emulator_puts_media_in_one_place(vclock: VirtualClock, media: str) -> None:
+    async with LumaEmulator(task_shape="artifact", media=media) as emu:  # type: ignore[arg-type]
+        task = emu._create({"user_prompt": "a fox"}, kind="generate", parent=None)
+        vclock.advance(60)
+        body = emu.task_json(task.id)
+    places = {
+        "video.thumbnail": bool(body["video"]["thumbnail"]),
+        "top": any(body.get(k) for k in ("thumbnail", "last_frame", "video_raw"))
+        and media != "video",
+        "artifact": any(
+            (body.get("artifact") or {}).get(k) for k in ("thumbnail", "last_frame", "video_raw")
+        ),
+    }
+    expected = {"video": "video.thumbnail", "top": "top", "artifact": "artifact"}[media]
+    assert [place for place, there in places.items() if there] == [expected]

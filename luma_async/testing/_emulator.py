@@ -1411,6 +1411,14 @@ def _place_media(body: dict[str, Any], media: Media, shape: TaskShape) -> None:
             }
     for key in ("thumbnail", "last_frame", "video_raw"):
         body.pop(key, None)
+    if "artifact" in body:  # only the chosen place keeps them
+        body["artifact"] = {
+            **artifact,
+            "video": video,
+            "thumbnail": None,
+            "last_frame": None,
+            "video_raw": None,
+        }
     if media == "video":
         if video is not None and thumbnail is not None:
             video["thumbnail"] = thumbnail["url"] if shape == "classic" else thumbnail
