@@ -801,3 +801,62 @@ async def test_the_emulator_puts_media_in_one_place(vclock: VirtualClock, media:
     }
     expected = {"video": "video.thumbnail", "top": "top", "artifact": "artifact"}[media]
     assert [place for place, there in places.items() if there] == [expected]
+
+
+@pytest.mark.asyncio
+async def test_a_429_on_the_batch_route_decides_nothing(
+    vclock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="luma_async")
+    async with (
+        LumaEmulator(pending_seconds=60) as emu,
+        LumaSession(emu.api_key, base_url=emu.base_url) as luma,
+    ):
+        emu.inject("tasks", count=luma.retry.attempts, status=429)
+        tasks = [await luma.generate(f"clip {i}") for i in range(4)]
+        done = await asyncio.gather(*(luma.wait(t.id) for t in tasks))
+        assert all(t.video is not None for t in done)
+        assert luma._hub.batch_supported is True  # refused once, used afterwards
+    assert not [r for r in caplog.records if "no batch status query" in r.getMessage()]
+
+
+@pytest.mark.asyncio
+async def test_a_json_string_from_the_batch_route_means_not_offered(
+    vclock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="luma_async")
+    async with (
+        LumaEmulator() as emu,
+        LumaSession(emu.api_key, base_url=emu.base_url) as luma,
+    ):
+        emu.inject("tasks", body='"ok"')
+        tasks = [await luma.generate(f"clip {i}") for i in range(3)]
+        done = await asyncio.gather(*(luma.wait(t.id) for t in tasks))
+        assert all(t.video is not None for t in done)
+        assert luma._hub.batch_supported is False
+    decided = [r.getMessage() for r in caplog.records if "no batch status query" in r.getMessage()]
+    assert len(decided) == 1
+    assert "str" in decided[0]
+
+
+@pytest.mark.asyncio
+async def test_a_follower_fails_only_for_what_its_own_get_says(
+    vclock: VirtualClock, tiny_server: Callable[[web.Application], Any]
+) -> None:
+    def batch(ids: list[str], render: Callable[[str], dict[str, Any]]) -> Any:
+        return [render(i) for i in ids if i != "t-gone"]  # the batch lacks it
+
+    app, gets = _scripted_deployment(batch)
+
+    async def gone(request: web.Request) -> web.Response:
+        gets.append("t-gone")
+        return web.json_response({"detail": "Not found"}, status=404)
+
+    app.router.add_get("/luma/generations/t-gone", gone)
+    base_url = await tiny_server(app)
+    async with LumaSession("k", base_url=base_url) as luma:
+        results = await asyncio.gather(
+            *(luma.wait(t) for t in ("t-1", "t-gone", "t-2")), return_exceptions=True
+        )
+    assert isinstance(results[1], NotFoundError)  # what its GET said
+    assert all(not isinstance(r, BaseException) and r.video is not None for r in results[::2])
