@@ -860,3 +860,26 @@ async def test_a_follower_fails_only_for_what_its_own_get_says(
         )
     assert isinstance(results[1], NotFoundError)  # what its GET said
     assert all(not isinstance(r, BaseException) and r.video is not None for r in results[::2])
+
+
+@pytest.mark.asyncio
+async def test_the_recorded_new_api_page_on_the_batch_route_means_not_offered(
+    vclock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="luma_async")
+    page = (SAMPLES / "new_api_dashboard.html").read_text(encoding="utf-8")
+    async with (
+        LumaEmulator() as emu,
+        LumaSession(emu.api_key, base_url=emu.base_url) as luma,
+    ):
+        emu.inject("tasks", body=page, headers={"Content-Type": "text/html"})
+        tasks = [await luma.generate(f"clip {i}") for i in range(3)]
+        done = await asyncio.gather(*(luma.wait(t.id) for t in tasks))
+        assert all(t.video is not None for t in done)
+        assert emu.count("tasks") == 1
+    decided = [r.getMessage() for r in caplog.records if "no batch status query" in r.getMessage()]
+    expected = (
+        "this deployment offers no batch status query (POST /luma/tasks: its answer is not "
+        "JSON); following each task by its own GET from now on"
+    )
+    assert decided == [expected]
