@@ -31,18 +31,24 @@ from luma_async._errors import (
     SubmissionUncertainError,
     TaskFailedError,
     TransportError,
+    UpstreamAuthenticationError,
+    WrongTaskError,
 )
 from luma_async._journal import Journal, JournalEntry
 from luma_async._models import (
+    Account,
     BatchResult,
     ExtendRequest,
     FinishedTask,
+    Frame,
     GenerateRequest,
     ImageInput,
+    RawVideo,
     StateChange,
     Task,
     TaskState,
     UploadedFile,
+    Usage,
     Video,
 )
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
@@ -72,6 +78,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_BASE_URL",
     "APIError",
+    "Account",
     "AuthenticationError",
     "BadRequestError",
     "Batch",
@@ -82,6 +89,7 @@ __all__ = [
     "ExtendRequest",
     "FinishedTask",
     "FollowEnd",
+    "Frame",
     "GenerateRequest",
     "ImageInput",
     "InputError",
@@ -96,6 +104,7 @@ __all__ = [
     "PollTimeoutError",
     "ProgressCallback",
     "RateLimitError",
+    "RawVideo",
     "RequestBudget",
     "RetryPolicy",
     "ServerError",
@@ -108,6 +117,9 @@ __all__ = [
     "TaskState",
     "TransportError",
     "UploadedFile",
+    "UpstreamAuthenticationError",
+    "Usage",
     "Video",
+    "WrongTaskError",
     "__version__",
 ]

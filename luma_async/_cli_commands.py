@@ -488,6 +488,34 @@ def download(obj: _Context, task_id: str, dest: Path, watermark: bool) -> int:
     return run_command(run)
 
 
+# -- usage (issue 10) ----------------------------------------------------------------------
+
+
+@cli.command(epilog="Example: luma-async usage --json")
+@json_option
+@pass_context
+def usage(obj: _Context, as_json: bool) -> int:
+    """Print the credits of the account behind the key (check before a big batch)."""
+    import json  # noqa: PLC0415 - only this command prints raw JSON
+
+    async def run() -> int:
+        async with obj.session() as luma:
+            account_usage = await luma.usage()
+        if as_json:
+            click.echo(json.dumps(dict(account_usage.extra), ensure_ascii=False, sort_keys=True))
+            return EXIT_OK
+        for name in ("available", "used", "total"):
+            value = getattr(account_usage, name)
+            if value is not None:
+                click.echo(f"{name}: {value:g}")
+        for key, value in sorted(account_usage.extra.items()):
+            if key not in ("available", "used", "total") and not isinstance(value, (dict, list)):
+                click.echo(f"{key}: {value}")
+        return EXIT_OK
+
+    return run_command(run)
+
+
 # -- the journal of a batch -----------------------------------------------------------------
 
 
@@ -585,8 +613,44 @@ _EMULATOR_OPTIONS: list[tuple[str, str, Any, str]] = [
     (
         "--task-shape",
         "task_shape",
-        click.Choice(["classic", "artifact"]),
-        "classic tasks (prompt, fail_reason) or later ones (request, artifact, video_raw).",
+        click.Choice(["classic", "artifact", "official"]),
+        (
+            "classic tasks (prompt, fail_reason), later ones (request, artifact, video_raw) or "
+            "the official API's (queued/dreaming, assets.video)."
+        ),
+    ),
+    (
+        "--batch-route",
+        "batch_route",
+        click.Choice(["list", "nested", "missing", "html", "400", "403", "null"]),
+        (
+            "How POST /luma/tasks answers: a bare list, new-api's nested rows, or as a deployment "
+            "without the route does (404, its HTML page, 400, 403, data: null)."
+        ),
+    ),
+    (
+        "--unrouted",
+        "unrouted",
+        click.Choice(["404", "html"]),
+        "What paths without a route answer (html: new-api's page, status 200).",
+    ),
+    (
+        "--media",
+        "media",
+        click.Choice(["all", "video", "top", "artifact"]),
+        "Where thumbnails, last_frame and video_raw are put.",
+    ),
+    (
+        "--upstream-expired/--no-upstream-expired",
+        "upstream_expired",
+        bool,
+        "Answer every request 401 'Not authenticated' (the aggregator's Luma account).",
+    ),
+    (
+        "--wrong-task-answers",
+        "wrong_task_answers",
+        click.IntRange(min=0),
+        "Answer the next N task GETs with another task.",
     ),
     (
         "--pending-seconds",

@@ -19,9 +19,19 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.preconf.json import JsonConverter, make_converter
 
-from luma_async._errors import DecodeError
+from luma_async._errors import DecodeError, WrongTaskError
 from luma_async._errors import is_json_list as _is_list
-from luma_async._models import StateChange, Task, TaskState, UploadedFile, Video
+from luma_async._models import (
+    Account,
+    Frame,
+    RawVideo,
+    StateChange,
+    Task,
+    TaskState,
+    UploadedFile,
+    Usage,
+    Video,
+)
 
 __all__ = ["converter", "decode_json", "make_luma_converter", "task_from_json", "task_to_json"]
 
@@ -39,6 +49,17 @@ _TASK_FIELDS = frozenset(
 )
 _FAILURE_FIELDS = ("failure_reason", "fail_reason", "error", "detail", "failure", "reason")
 _STATES = {state.value: state for state in TaskState}
+#: The official Dream Machine API's names for the same states.
+_OFFICIAL_STATES = {"queued": TaskState.PENDING, "dreaming": TaskState.PROCESSING}
+#: A new-api gateway's task-row ``status``, for a row whose Luma task says nothing itself.
+_GATEWAY_STATES = {
+    "NOT_START": "pending",
+    "SUBMITTED": "pending",
+    "QUEUED": "pending",
+    "IN_PROGRESS": "processing",
+    "SUCCESS": "completed",
+    "FAILURE": "failed",
+}
 
 
 def parse_datetime(value: Any) -> datetime:
@@ -84,6 +105,7 @@ def make_luma_converter(*, strict: bool = False) -> JsonConverter:
     conv.register_structure_hook_func(lambda t: t == (str | None), _optional_str)
     conv.register_structure_hook(datetime, lambda value, _: parse_datetime(value))
     conv.register_unstructure_hook(datetime, _format_datetime)
+    conv.register_structure_hook(RawVideo, lambda value, _: _raw_video_or_fail(value))
     structure_video = make_dict_structure_fn(Video, conv)
 
     def video(value: Any) -> Video:
@@ -142,17 +164,100 @@ def _video_fields(value: Any) -> dict[str, Any]:
             raise TypeError(f"video {key} must be a number, not {type(size).__name__}")
         if isinstance(size, float) and size.is_integer():
             data[key] = int(size)
+    if "raw" in data:
+        data["raw"] = _raw_video(data["raw"])
     return data
 
 
+def _size(value: Any) -> int | None:
+    """A whole number of pixels, or ``None`` for anything else (media sizes are a nicety)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    return None
+
+
+def _frame(value: Any) -> Frame | None:
+    """A still (``{url, width, height}`` or a bare URL), or ``None`` when it has no link."""
+    url = _url_of(value)
+    if url is None:
+        return None
+    if not _is_object(value):
+        return Frame(url)
+    return Frame(url, width=_size(value.get("width")), height=_size(value.get("height")))
+
+
+def _raw_video(value: Any) -> RawVideo | None:
+    if isinstance(value, RawVideo):
+        return value
+    url = _url_of(value)
+    if url is None:
+        return None
+    if not _is_object(value):
+        return RawVideo(url)
+    duration = value.get("duration")
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, (int, float))
+        or not math.isfinite(duration)
+    ):
+        duration = None
+    return RawVideo(
+        url,
+        width=_size(value.get("width")),
+        height=_size(value.get("height")),
+        duration=None if duration is None else float(duration),
+    )
+
+
+def _raw_video_or_fail(value: Any) -> RawVideo:
+    raw = _raw_video(value)
+    if raw is None:
+        raise TypeError("video_raw has no 'url'")
+    return raw
+
+
+def _is_gateway_row(raw: Mapping[str, Any]) -> bool:
+    """A new-api task row: ``{"id": <row number>, "task_id", "status", "data": {<task>}}``."""
+    task_id = raw.get("task_id")
+    return (
+        isinstance(task_id, str)
+        and bool(task_id)
+        and (not isinstance(raw.get("id"), str) or _is_object(raw.get("data")))
+    )
+
+
+def _from_gateway_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The Luma task of a gateway row; the row's ``status`` and ``fail_reason`` fill only
+    what the task itself lacks (the row's integer ``id`` is never the task's)."""
+    inner = row.get("data")
+    task: dict[str, Any] = dict(inner) if _is_object(inner) else {}
+    if not isinstance(task.get("id"), str) or not task["id"]:
+        task["id"] = row["task_id"]
+    if not isinstance(task.get("state"), str) or not task["state"]:
+        status = row.get("status")
+        if isinstance(status, str) and status:
+            task["state"] = _GATEWAY_STATES.get(status.upper(), status.lower())
+    reason = row.get("fail_reason")
+    if isinstance(reason, str) and reason and _failure_reason(task) is None:
+        task["fail_reason"] = reason
+    return task
+
+
 def _unwrap(raw: Any) -> Any:
-    """The task inside a bare, array or ``{"code", "data"}`` envelope."""
+    """The task inside a bare, array, ``{"code", "data"}`` or gateway-row envelope."""
     if _is_list(raw):
         if len(raw) != 1:
             raise TypeError(f"expected one task, got a list of {len(raw)}")
         raw = raw[0]
-    if _is_object(raw) and "id" not in raw and isinstance(raw.get("data"), (Mapping, list)):
-        return _unwrap(raw["data"])
+    if _is_object(raw):
+        if _is_gateway_row(raw):
+            return _from_gateway_row(raw)
+        if "id" not in raw and isinstance(raw.get("data"), (Mapping, list)):
+            return _unwrap(raw["data"])
     return raw
 
 
@@ -191,14 +296,28 @@ def _task(raw: Any, structure_video: Callable[[Any], Video]) -> Task:
         prompt = _mapping(raw.get("request")).get("prompt")
         prompt = prompt if isinstance(prompt, str) else ""
 
-    video_raw: Any = raw.get("video")
-    if _url_of(video_raw) is None:  # null, or an object still without its link
-        video_raw = _mapping(raw.get("artifact")).get("video")
-    if isinstance(video_raw, str) and video_raw:  # a bare link
-        video_raw = {"url": video_raw}
+    artifact = _mapping(raw.get("artifact"))
+    assets = _mapping(raw.get("assets"))  # the official API's shape
+    shown: Any = raw.get("video")
+    if _url_of(shown) is None:  # null, or an object still without its link
+        shown = artifact.get("video")
+        if _url_of(shown) is None:
+            shown = assets.get("video")
+    if isinstance(shown, str) and shown:  # a bare link
+        shown = {"url": shown}
     video = None
-    if _is_object(video_raw) and _url_of(video_raw) is not None:
-        video = structure_video(video_raw)
+    if _is_object(shown) and _url_of(shown) is not None:
+        fields = dict(shown)
+        if _url_of(fields.get("thumbnail")) is None:  # a still from wherever else it is
+            for place in (raw.get("thumbnail"), artifact.get("thumbnail"), assets.get("image")):
+                if (thumbnail := _url_of(place)) is not None:
+                    fields["thumbnail"] = thumbnail
+                    break
+        if _url_of(fields.get("raw")) is None:
+            fields["raw"] = _raw_video(raw.get("video_raw")) or _raw_video(
+                artifact.get("video_raw")
+            )
+        video = structure_video(fields)
 
     created = raw.get("created_at")
     estimate = raw.get("estimate_wait_seconds")
@@ -209,9 +328,16 @@ def _task(raw: Any, structure_video: Callable[[Any], Video]) -> Task:
     ):
         estimate = None
 
+    known = _STATES.get(state)
+    sent_state = None
+    if known is None and (known := _OFFICIAL_STATES.get(state)) is not None:
+        sent_state = state
+    last_frame = _frame(raw.get("last_frame")) or _frame(artifact.get("last_frame"))
     return Task(
         id=task_id,
-        state=_STATES.get(state, state),
+        state=state if known is None else known,
+        sent_state=sent_state,
+        last_frame=last_frame,
         prompt=prompt,
         failure_reason=_failure_reason(raw),
         created_at=None if created in (None, "") else parse_datetime(created),
@@ -240,7 +366,7 @@ def _task_to_json(conv: JsonConverter, task: Task) -> dict[str, Any]:
         {
             "id": task.id,
             "prompt": task.prompt,
-            "state": str(task.state),
+            "state": task.sent_state or str(task.state),
             "created_at": None if task.created_at is None else _format_datetime(task.created_at),
             "video": None if task.video is None else conv.unstructure(task.video),
             "liked": task.liked,
@@ -249,6 +375,8 @@ def _task_to_json(conv: JsonConverter, task: Task) -> dict[str, Any]:
     )
     if task.failure_reason is not None:
         data["failure_reason"] = task.failure_reason
+    if task.last_frame is not None and "last_frame" not in data:
+        data["last_frame"] = conv.unstructure(task.last_frame)
     return data
 
 
@@ -291,6 +419,41 @@ def task_to_json(task: Task) -> dict[str, Any]:
     return result
 
 
+def check_answer_for(task: Task, task_id: str, *, what: str) -> Task:
+    """``task`` if it is ``task_id``; an answer for another task raises :class:`WrongTaskError`."""
+    if task.id != task_id:
+        raise WrongTaskError(task_id, task.id, what=what)
+    return task
+
+
+def batch_from_json(data: Any) -> list[Task] | None:
+    """The tasks of a batch status answer, or ``None`` when it is no list of tasks at all.
+
+    Reads a bare array and ``{"code", "data": [...]}``, whose items are tasks or gateway rows
+    (the task under ``data``).  An item that cannot be read is left out: its task is then
+    fetched on its own.
+    """
+    if _is_object(data):
+        data = data.get("data")
+    if not _is_list(data):
+        return None
+    tasks: list[Task] = []
+    for item in data:
+        if not _is_object(item):
+            continue
+        try:
+            tasks.append(converter.structure(item, Task))
+        except (
+            cattrs.BaseValidationError,
+            TypeError,
+            ValueError,
+            OverflowError,
+            RecursionError,
+        ):
+            continue
+    return tasks
+
+
 def tasks_from_json(data: Any, *, what: str) -> list[Task]:
     """A list of tasks, bare or wrapped as ``{"code", "data": [...]}``."""
     if _is_object(data) and isinstance(data.get("data"), list):
@@ -324,3 +487,64 @@ def url_from_json(data: Any, *, what: str) -> str:
     if not isinstance(url, str) or not url:
         raise DecodeError(f"{what}: the answer has no 'url'", body=data)
     return url
+
+
+def _account_object(data: Any, *, what: str) -> Mapping[str, Any]:
+    if _is_object(data) and "code" in data and _is_object(data.get("data")):
+        data = data["data"]
+    if not _is_object(data):
+        raise DecodeError(f"{what}: expected an object, got {type(data).__name__}", body=data)
+    return data
+
+
+def _number(data: Mapping[str, Any], *names: str) -> float | None:
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            if math.isfinite(number):
+                return number
+    return None
+
+
+def _text(data: Mapping[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def usage_from_json(data: Any, *, what: str) -> Usage:
+    """The credits answer, in whatever shape; the known numbers typed, all of it kept."""
+    body = _account_object(data, what=what)
+    return Usage(
+        available=_number(body, "available", "remaining", "balance", "credits"),
+        used=_number(body, "used", "consumed"),
+        total=_number(body, "total", "limit", "quota"),
+        extra=body,
+    )
+
+
+def account_from_json(data: Any, *, what: str) -> Account:
+    """The upstream account answer, in whatever shape; the known fields typed, all kept."""
+    body = _account_object(data, what=what)
+    plan: Any = body.get("plan") or body.get("subscription")
+    if _is_object(plan):
+        plan = plan.get("name") or plan.get("plan") or plan.get("type")
+    return Account(
+        id=_text(body, "id", "user_id", "uuid"),
+        email=_text(body, "email"),
+        name=_text(body, "name", "username", "display_name"),
+        plan=plan if isinstance(plan, str) and plan else None,
+        extra=body,
+    )

@@ -7,12 +7,15 @@
     ├── TransportError                    could not talk to the service (no usable answer)
     ├── APIError                          the service answered with an error status
     │   ├── BadRequestError               400, 422
-    │   ├── AuthenticationError           401
+    │   ├── AuthenticationError           401: the caller's key
+    │   │   └── UpstreamAuthenticationError   401 "Not authenticated" from upstream: the
+    │   │                                     aggregator's own Luma account (key accepted)
     │   ├── PermissionDeniedError         403 (also gateway code quota_not_enough)
     │   ├── NotFoundError                 404 (also a 400 with gateway code task_not_exist)
     │   ├── RateLimitError                429, with .retry_after
     │   └── ServerError                   5xx
     ├── DecodeError                       the answer was not the JSON we can read
+    │   └── WrongTaskError                the answer was for another task (retried first)
     ├── TaskFailedError                   the task reached ``failed`` (.task)
     ├── PollTimeoutError                  the task was not done by the deadline (.task)
     └── SubmissionUncertainError          a paid POST may or may not have been created (.request)
@@ -50,6 +53,8 @@ __all__ = [
     "SubmissionUncertainError",
     "TaskFailedError",
     "TransportError",
+    "UpstreamAuthenticationError",
+    "WrongTaskError",
     "error_from_response",
     "header",
     "is_json_list",
@@ -126,6 +131,12 @@ class AuthenticationError(APIError):
     """401: the API key is missing or wrong. Check LUMA_API_KEY or the api_key argument."""
 
 
+class UpstreamAuthenticationError(AuthenticationError):
+    """401 passed through from upstream (``Not authenticated``): the aggregator's own Luma
+    account failed.  Your key was accepted; the service is broken until the aggregator fixes
+    its account.  ``code`` is ``"upstream_not_authenticated"``."""
+
+
 class PermissionDeniedError(APIError):
     """403: the key may not do this (for example, the account's quota is used up)."""
 
@@ -151,6 +162,21 @@ class DecodeError(LumaError):
     def __init__(self, message: str, *, body: Any = None) -> None:
         super().__init__(message)
         self.body = body
+
+
+class WrongTaskError(DecodeError):
+    """The service answered a request for ``asked`` with another task, ``answered``.
+
+    A gateway bug or a cache; the answer is never used.  Retried like a passing failure.
+    """
+
+    def __init__(self, asked: str, answered: str, *, what: str) -> None:
+        super().__init__(
+            f"{what}: the service answered with task {answered} instead of {asked}; "
+            "the answer was discarded"
+        )
+        self.asked = asked
+        self.answered = answered
 
 
 class TaskFailedError(LumaError):
@@ -221,8 +247,14 @@ _BY_STATUS: dict[int, type[APIError]] = {
 
 _BY_CODE: dict[str, type[APIError]] = {
     "task_not_exist": NotFoundError,
+    "task_origin_not_exist": NotFoundError,  # extend of an unknown parent
     "quota_not_enough": PermissionDeniedError,
+    "insufficient_user_quota": PermissionDeniedError,  # one-api
+    "fail_to_fetch_task": ServerError,  # the upstream failed
+    "upstream_not_authenticated": UpstreamAuthenticationError,
 }
+#: What the Go proxy passes through when its own upstream session (cookie) expired.
+_UPSTREAM_UNAUTHENTICATED = "not authenticated"
 
 _MAX_RETRY_AFTER = 300.0
 
@@ -361,7 +393,7 @@ def _describe(body: Any) -> tuple[str | None, str | None]:
     error: Any = body.get("error")
     if detail is None and _is_dict(error):
         detail = error.get("message")
-        code = code if code is not None else error.get("type") or error.get("code")
+        code = code if code is not None else error.get("code") or error.get("type")
     elif detail is None and isinstance(error, str):
         detail = error
     if detail is None:
@@ -380,8 +412,15 @@ def decode_error_body(raw: bytes, content_type: str = "") -> Any:
     if stripped.startswith(("{", "[")) or "json" in content_type:
         try:
             return json.loads(text)
+        except json.JSONDecodeError:
+            pass
         except (ValueError, RecursionError):  # a deeply nested body must not escape as a crash
             return text
+        try:  # the Go proxy appends its own document to the upstream's: the first is the cause
+            first, _ = json.JSONDecoder().raw_decode(stripped)
+        except (ValueError, RecursionError):
+            return text
+        return first
     return text
 
 
@@ -397,6 +436,17 @@ def error_from_response(
     ``body`` is what :func:`decode_error_body` made of the raw bytes.
     """
     detail, code = _describe(body)
+    if (
+        status == 401
+        and code is None
+        and detail is not None
+        and detail.strip().lower() == _UPSTREAM_UNAUTHENTICATED
+    ):
+        code = "upstream_not_authenticated"
+        detail = (
+            f"{detail} (passed through from upstream): the aggregator's own Luma account "
+            "failed; your API key was accepted. Tell the aggregator, or try again later"
+        )
     if detail is None:
         if isinstance(body, str) and body.strip():
             kind = "an HTML page" if "<" in body[:200] else "a non-JSON body"

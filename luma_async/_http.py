@@ -38,6 +38,7 @@ from luma_async._errors import (
     ServerError,
     SubmissionUncertainError,
     TransportError,
+    WrongTaskError,
     decode_error_body,
     error_from_response,
     header,
@@ -55,8 +56,9 @@ _MAX_BODY = 16 * 1024 * 1024
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth trying again later: transport trouble, 408, 429 or a passing 5xx."""
-    if isinstance(exc, TransportError):
+    """Worth trying again later: transport trouble, 408, 429, a passing 5xx, or an answer
+    for another task (a gateway bug or a cache)."""
+    if isinstance(exc, (TransportError, WrongTaskError)):
         return True
     return isinstance(exc, APIError) and exc.status in _RETRY_STATUSES
 

@@ -219,11 +219,38 @@ def generate_body(
     resolution = _check_choice(request.resolution, "resolution", RESOLUTIONS)
     if resolution is not None:
         body["resolution"] = resolution
-    for key in ("model_name", "duration"):
-        text = _check_text(getattr(request, key), key)
-        if text is not None:
-            body[key] = text
+    model = _check_text(request.model_name, "model_name")
+    if model is not None:
+        body["model_name"] = model
+    duration = check_duration(request.duration)
+    if duration is not None:
+        body["duration"] = duration
     return _common(request, body, max_image_bytes)
+
+
+_MAX_DURATION = 3600
+_DURATION = re.compile(r"\s*(\d{1,4})\s*(s|sec|secs|seconds)?\s*", re.IGNORECASE)
+
+
+def check_duration(value: object) -> str | None:
+    """``duration`` as users write it (``5``, ``"5"``, ``"5s"``) in the wire form ``"5s"``."""
+    if value is None:
+        return None
+    seconds: int | None = None
+    if isinstance(value, bool):
+        seconds = None
+    elif isinstance(value, int):
+        seconds = value
+    elif isinstance(value, float) and value.is_integer():
+        seconds = int(value)
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)) is not None:
+        seconds = int(match[1])
+    if seconds is None or not 1 <= seconds <= _MAX_DURATION:
+        raise InputError(
+            f"duration must be a whole number of seconds from 1 to {_MAX_DURATION} (5) or a "
+            f"string like '5s', not {value!r}"
+        )
+    return f"{seconds}s"
 
 
 def extend_body(

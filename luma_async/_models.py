@@ -18,15 +18,19 @@ if TYPE_CHECKING:
     from luma_async._errors import LumaError
 
 __all__ = [
+    "Account",
     "BatchResult",
     "ExtendRequest",
     "FinishedTask",
+    "Frame",
     "GenerateRequest",
     "ImageInput",
+    "RawVideo",
     "StateChange",
     "Task",
     "TaskState",
     "UploadedFile",
+    "Usage",
     "Video",
 ]
 
@@ -52,18 +56,51 @@ def _freeze(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 @attrs.frozen
+class Frame:
+    """A still image the service made for a task: a thumbnail, or the video's last frame."""
+
+    url: str
+    width: int | None = attrs.field(default=None, kw_only=True)
+    height: int | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
+class RawVideo:
+    """The raw render of a task's video (``video_raw``): for some accounts, without watermark.
+
+    ``duration`` is in seconds.
+    """
+
+    url: str
+    width: int | None = attrs.field(default=None, kw_only=True)
+    height: int | None = attrs.field(default=None, kw_only=True)
+    duration: float | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
 class Video:
-    """A finished video. ``best_url`` is the link to fetch (``download_url`` if given)."""
+    """A finished video. ``best_url`` is the link to fetch.
+
+    ``thumbnail`` is the URL of its still, wherever the service put it; ``raw`` the raw render
+    when the service reported one.
+    """
 
     url: str
     width: int | None = attrs.field(default=None, kw_only=True)
     height: int | None = attrs.field(default=None, kw_only=True)
     thumbnail: str | None = attrs.field(default=None, kw_only=True)
     download_url: str | None = attrs.field(default=None, kw_only=True)
+    raw: RawVideo | None = attrs.field(default=None, kw_only=True)
 
     @property
     def best_url(self) -> str:
-        return self.download_url or self.url
+        """The link to fetch, preferring one without watermark: ``download_url``, then the
+        raw render's, then ``url``."""
+        if self.download_url:
+            return self.download_url
+        if self.raw is not None and self.raw.url:
+            return self.raw.url
+        return self.url
 
 
 @attrs.frozen
@@ -71,7 +108,10 @@ class Task:
     """One generation or extension task as the service last reported it.
 
     ``state`` is a :class:`TaskState` when known, else the raw string the service sent.
+    ``sent_state`` is the state string exactly as sent when it differs from ``state`` (the
+    official API's ``queued`` and ``dreaming`` read as pending and processing), else ``None``.
     ``video`` stays ``None`` until a link exists, even while ``state`` says completed.
+    ``last_frame`` is the still of the video's final frame (what a chain or preview needs).
     Fields this version does not model are kept in ``extra`` (read-only).
     """
 
@@ -86,6 +126,13 @@ class Task:
     extra: Mapping[str, Any] = attrs.field(
         factory=dict[str, Any], kw_only=True, converter=_freeze, repr=False, hash=False
     )
+    last_frame: Frame | None = attrs.field(default=None, kw_only=True)
+    sent_state: str | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def video_raw(self) -> RawVideo | None:
+        """The raw render of the video (``video_raw``), once the video exists."""
+        return None if self.video is None else self.video.raw
 
     @property
     def is_finished(self) -> bool:
@@ -172,7 +219,8 @@ class GenerateRequest:
     loop: bool | None = attrs.field(default=None, kw_only=True)
     model_name: str | None = attrs.field(default=None, kw_only=True)
     resolution: str | None = attrs.field(default=None, kw_only=True)
-    duration: str | None = attrs.field(default=None, kw_only=True)
+    #: Seconds: ``5`` or ``"5s"`` (sent as ``"5s"``).
+    duration: str | int | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -217,3 +265,36 @@ class UploadedFile:
     id: str
     public_url: str
     presigned_url: str | None = attrs.field(default=None, kw_only=True, repr=False)
+
+
+@attrs.frozen
+class Usage:
+    """The credits of the account behind the key (``GET /luma/subscription/usage``).
+
+    The answer's shape is not documented: the fields below are read where present under
+    their common names, and everything the service sent is kept in ``extra`` (read-only).
+    """
+
+    available: float | None = attrs.field(default=None, kw_only=True)
+    used: float | None = attrs.field(default=None, kw_only=True)
+    total: float | None = attrs.field(default=None, kw_only=True)
+    extra: Mapping[str, Any] = attrs.field(
+        factory=dict[str, Any], kw_only=True, converter=_freeze, repr=False, hash=False
+    )
+
+
+@attrs.frozen
+class Account:
+    """The upstream account the aggregator uses (``GET /luma/users/me``).
+
+    The answer's shape is not documented: the fields below are read where present, and
+    everything the service sent is kept in ``extra`` (read-only).
+    """
+
+    id: str | None = attrs.field(default=None, kw_only=True)
+    email: str | None = attrs.field(default=None, kw_only=True)
+    name: str | None = attrs.field(default=None, kw_only=True)
+    plan: str | None = attrs.field(default=None, kw_only=True)
+    extra: Mapping[str, Any] = attrs.field(
+        factory=dict[str, Any], kw_only=True, converter=_freeze, repr=False, hash=False
+    )

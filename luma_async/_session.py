@@ -16,15 +16,23 @@ from typing import TYPE_CHECKING, TypeVar
 import aiohttp
 import attrs
 
-from luma_async import _download, _inputs
+from luma_async import _clock, _download, _inputs
 from luma_async._batch import AfterFinish, Batch
 from luma_async._budget import Budget
-from luma_async._convert import task_from_json, uploaded_from_json, url_from_json
+from luma_async._convert import (
+    account_from_json,
+    check_answer_for,
+    task_from_json,
+    uploaded_from_json,
+    url_from_json,
+    usage_from_json,
+)
 from luma_async._download import ProgressCallback, video_url_of
-from luma_async._errors import InputError
-from luma_async._http import Transport
+from luma_async._errors import InputError, WrongTaskError
+from luma_async._http import Transport, backoff
 from luma_async._journal import Journal
 from luma_async._models import (
+    Account,
     BatchResult,
     ExtendRequest,
     FinishedTask,
@@ -33,6 +41,7 @@ from luma_async._models import (
     StateChange,
     Task,
     UploadedFile,
+    Usage,
     Video,
 )
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
@@ -44,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BASE_URL", "LumaSession"]
 
 _R = TypeVar("_R", GenerateRequest, ExtendRequest)
+log = logging.getLogger("luma_async")
 
 log = logging.getLogger("luma_async")
 
@@ -230,9 +240,13 @@ class LumaSession:
         loop: bool | None = None,
         model_name: str | None = None,
         resolution: str | None = None,
-        duration: str | None = None,
+        duration: str | int | None = None,
     ) -> Task:
-        """Submit a new generation (a paid job) and return its task as first reported."""
+        """Submit a new generation (a paid job) and return its task as first reported.
+
+        ``loop``, ``model_name`` (``ray-v2``...), ``resolution`` (``720p``/``1080p``) and
+        ``duration`` (``5`` or ``"5s"``) are options some aggregators add; others drop them.
+        """
         request = GenerateRequest(
             user_prompt,
             aspect_ratio=aspect_ratio,
@@ -301,19 +315,49 @@ class LumaSession:
         return task
 
     async def get(self, task_id: str) -> Task:
-        """The task as the service reports it now (retried on transient errors)."""
+        """The task as the service reports it now (retried on transient errors).
+
+        An answer for another task is never returned: it is retried like a passing failure
+        (within ``self.retry``), then raised as :class:`WrongTaskError`.
+        """
         _inputs.check_task_id(task_id)
         what = f"get {task_id}"
-        data = await self._transport.get_json(f"/luma/generations/{task_id}", what=what)
-        return task_from_json(data, what=what)
+        started = _clock.monotonic()
+        attempt = 1
+        while True:
+            data = await self._transport.get_json(f"/luma/generations/{task_id}", what=what)
+            try:
+                return check_answer_for(task_from_json(data, what=what), task_id, what=what)
+            except WrongTaskError as exc:
+                spent = _clock.monotonic() - started
+                if attempt >= self.retry.attempts or spent >= self.retry.timeout:
+                    raise
+                wait = backoff(self.retry, attempt, exc)
+                log.info("%s; retry %d in %.2fs", exc, attempt, wait)
+                await _clock.sleep(wait)
+                attempt += 1
 
     async def _fetch_once(self, task_id: str) -> Task:
-        """One GET without retries: the poller does its own."""
+        """One GET without retries: the poller does its own (an answer for another task is
+        a passing failure to it)."""
         what = f"poll {task_id}"
         data = await self._transport.get_json(
             f"/luma/generations/{task_id}", what=what, retry=False
         )
-        return task_from_json(data, what=what)
+        return check_answer_for(task_from_json(data, what=what), task_id, what=what)
+
+    async def usage(self) -> Usage:
+        """The credits of the account behind the key (``GET /luma/subscription/usage``):
+        worth a look before a big batch."""
+        what = "usage"
+        data = await self._transport.get_json("/luma/subscription/usage", what=what)
+        return usage_from_json(data, what=what)
+
+    async def account(self) -> Account:
+        """The upstream account the aggregator uses (``GET /luma/users/me``)."""
+        what = "account"
+        data = await self._transport.get_json("/luma/users/me", what=what)
+        return account_from_json(data, what=what)
 
     async def download_video_url(self, task_id: str) -> str:
         """A fresh link to the finished video without watermark (it expires; fetch it late)."""

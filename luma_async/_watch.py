@@ -15,7 +15,8 @@ empty is kept, and polled for as soon as a token comes: never lost, only delayed
 polls go on as before.
 
 Refreshes of many watched tasks are folded into one ``POST /luma/tasks`` where the deployment
-offers it; where it answers 404 the hub falls back to one GET per task, decided once.
+offers it, by the :class:`~luma_async._refresh.Refresher`; any answer that is not a list of
+tasks makes it fall back to one GET per task, decided once.
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from luma_async import _clock
-from luma_async._convert import tasks_from_json
-from luma_async._errors import APIError, LumaError, PollTimeoutError, TaskFailedError
+from luma_async._errors import LumaError, PollTimeoutError, TaskFailedError
 from luma_async._models import FinishedTask, StateChange, Task
 from luma_async._poll import follow
+from luma_async._refresh import Refresher
 
 if TYPE_CHECKING:
     from luma_async._http import Transport
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["FollowEnd", "Hub", "Listener", "Subscription"]
 
 log = logging.getLogger("luma_async")
-
-_NOT_OFFERED = frozenset({404, 405, 501})
 
 #: Polls of one task that callbacks may force at once, and per second after that.
 TASK_FORCED_BURST = 8
@@ -79,9 +78,6 @@ class _Bucket:
     def delay(self) -> float:
         """Seconds until the next token (0 when one is there)."""
         return 0.0 if self.ready() else max((1 - self._tokens) / self._rate, 1e-3)
-
-
-_Waiting = dict[str, list["asyncio.Future[Task]"]]
 
 
 class SessionClosedError(LumaError, RuntimeError):
@@ -339,23 +335,18 @@ class Hub:
         max_batch: int = 50,
         connections: int = 100,
     ) -> None:
-        self._transport = transport
-        # Polls queue here for a free connection: thousands of waiting polls then cost a
-        # small frame each, not a whole HTTP call stack waiting deep in the transport.
-        self._connections = connections
-        self._gate: asyncio.Semaphore | None = None
-        self._fetch_one = fetch_one
         self._watches: dict[str, _Watch] = {}
         self._listeners: set[asyncio.Task[FinishedTask]] = set()
-        self.batch_supported = batch  # None: not known yet
-        self._window = window
-        self._max_batch = max_batch
         self.forced = _Bucket(FORCED_BURST, FORCED_RATE)  # polls forced by callbacks
-        # One refresh collects fetches for ``window`` seconds, then sends them together.
-        # ``_collecting`` is the one still collecting; ``_refreshes`` all that are running.
-        self._collecting: _Waiting | None = None
-        self._refreshes: dict[asyncio.Task[None], _Waiting] = {}
-        self.batch_requests = 0
+        self._refresher = Refresher(
+            transport,
+            fetch_one,
+            batch=batch,
+            window=window,
+            watched=lambda: len(self._watches),
+            max_batch=max_batch,
+            connections=connections,
+        )
 
     # -- following -------------------------------------------------------------------------
 
@@ -448,105 +439,22 @@ class Hub:
         for listener in list(self._listeners):
             listener.cancel()
             tasks.append(listener)
-        for refresh in list(self._refreshes):
+        for refresh in self._refresher.running:
             refresh.cancel()
             tasks.append(refresh)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    # -- refreshing ------------------------------------------------------------------------
+    # -- refreshing (the batch coalescer lives in _refresh.py) ------------------------------
+
+    @property
+    def batch_supported(self) -> bool | None:
+        return self._refresher.batch_supported
+
+    @property
+    def batch_requests(self) -> int:
+        return self._refresher.batch_requests
 
     async def fetch(self, task_id: str) -> Task:
         """The task now: alone by GET, or folded into a batch refresh with other watches."""
-        if self.batch_supported is False or len(self._watches) < 2:
-            if self._gate is None:
-                self._gate = asyncio.Semaphore(self._connections)
-            async with self._gate:
-                return await self._fetch_one(task_id)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Task] = loop.create_future()
-        if self._collecting is None:
-            self._collecting = {}
-            refresh = loop.create_task(self._flush(self._collecting), name="luma-refresh")
-            self._refreshes[refresh] = self._collecting
-        self._collecting.setdefault(task_id, []).append(future)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            self._forget(task_id, future)
-            raise
-
-    def _forget(self, task_id: str, future: asyncio.Future[Task]) -> None:
-        """A fetcher gave up: a refresh that nobody waits for any more is cancelled."""
-        for refresh, waiting in list(self._refreshes.items()):
-            futures = waiting.get(task_id, [])
-            if future not in futures:
-                continue
-            futures.remove(future)
-            if all(f.done() for fs in waiting.values() for f in fs):
-                refresh.cancel()
-                if self._collecting is waiting:
-                    self._collecting = None
-
-    async def _flush(self, waiting: _Waiting) -> None:
-        refresh = asyncio.current_task()
-        try:
-            await _clock.sleep(self._window)
-            if self._collecting is waiting:
-                self._collecting = None
-            ids = list(waiting)
-            chunks = [ids[i : i + self._max_batch] for i in range(0, len(ids), self._max_batch)]
-            await asyncio.gather(*(self._refresh(chunk, waiting) for chunk in chunks))
-        except asyncio.CancelledError:
-            if self._collecting is waiting:
-                self._collecting = None
-            for futures in waiting.values():
-                for future in futures:
-                    future.cancel()
-            raise
-        finally:
-            if refresh is not None:
-                self._refreshes.pop(refresh, None)
-
-    async def _refresh(self, ids: list[str], waiting: _Waiting) -> None:
-        found: dict[str, Task] = {}
-        if self.batch_supported is not False:
-            try:
-                data = await self._transport.request(
-                    "POST", "/luma/tasks", body={"ids": ids}, what="batch refresh", retry=False
-                )
-                found = {task.id: task for task in tasks_from_json(data, what="batch refresh")}
-                self.batch_supported = True
-                self.batch_requests += 1
-            except APIError as exc:
-                if exc.status not in _NOT_OFFERED:
-                    return _settle(ids, waiting, error=exc)
-                log.info(
-                    "this deployment has no batch status query (%s); one GET per task", exc.status
-                )
-                self.batch_supported = False
-            except LumaError as exc:
-                return _settle(ids, waiting, error=exc)
-        missing = [task_id for task_id in ids if task_id not in found]
-        results = await asyncio.gather(
-            *(self._fetch_one(t) for t in missing), return_exceptions=True
-        )
-        for task_id, result in zip(missing, results, strict=True):
-            if isinstance(result, BaseException):
-                _settle([task_id], waiting, error=result)
-            else:
-                found[task_id] = result
-        for task_id, task in found.items():
-            for future in waiting.get(task_id, ()):
-                if not future.done():
-                    future.set_result(task)
-        return None
-
-
-def _settle(
-    ids: list[str], waiting: dict[str, list[asyncio.Future[Task]]], *, error: BaseException
-) -> None:
-    for task_id in ids:
-        for future in waiting.get(task_id, ()):
-            if not future.done():
-                future.set_exception(error)
+        return await self._refresher.fetch(task_id)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from luma_async import DecodeError, Task, TaskState, Video
+from luma_async import DecodeError, Frame, Task, TaskState, Video
 from luma_async._convert import (
     decode_json,
     make_luma_converter,
@@ -65,11 +65,15 @@ def test_classic_completed_fixture_keeps_unmodelled_fields() -> None:
         url="https://storage.cdn-luma.com/lit_lite_inference_v1.6-xl/9d4b7516/watermarked_video.mp4",
         width=1360,
         height=752,
-        thumbnail=None,
+        # video.thumbnail is null: the top-level thumbnail object is the still (issue 10)
+        thumbnail="https://storage.cdn-luma.com/9d4b7516/thumb.jpg",
     )
     assert got.video.best_url == got.video.url  # no download_url: the plain link
     assert set(got.extra) == {"thumbnail", "last_frame"}
     assert got.extra["last_frame"]["url"].endswith("last_frame.jpg")
+    assert got.last_frame == Frame(
+        "https://storage.cdn-luma.com/9d4b7516/last_frame.jpg", width=1360, height=752
+    )
 
 
 def test_later_shape_with_request_and_artifact() -> None:
@@ -289,12 +293,25 @@ def test_failure_reason_under_any_name(fields: dict[str, Any], reason: str | Non
     assert got.failure_reason == reason
 
 
-@pytest.mark.parametrize("state", ["queued", "dreaming", "IN_PROGRESS", "Pending"])
+@pytest.mark.parametrize("state", ["queueing", "rendering", "IN_PROGRESS", "Pending"])
 def test_unknown_states_are_kept_as_strings(state: str) -> None:
     got = task_from_json(task(state=state))
     assert got.state == state
     assert not isinstance(got.state, TaskState)
+    assert got.sent_state is None
     assert not got.is_terminal
+
+
+@pytest.mark.parametrize(
+    ("sent", "meant"), [("queued", TaskState.PENDING), ("dreaming", TaskState.PROCESSING)]
+)
+def test_official_state_names_are_read_as_ours(sent: str, meant: TaskState) -> None:
+    # Issue 10: the official Dream Machine API says queued/dreaming; before, they were kept
+    # as unknown states (and "queued" did not get the slower pending cadence).
+    got = task_from_json(task(state=sent))
+    assert got.state is meant
+    assert got.sent_state == sent  # the state as sent stays reachable
+    assert task_from_json(task_to_json(got)) == got
 
 
 @pytest.mark.parametrize("state", list(TaskState))
@@ -487,6 +504,12 @@ MEANINGFUL = {
     "failure",
     "reason",
     "data",
+    # read since issue 10: stills, the raw video, the official shape, gateway rows
+    "thumbnail",
+    "last_frame",
+    "video_raw",
+    "assets",
+    "task_id",
 }
 
 urls = st.text(min_size=1, max_size=40)
@@ -508,7 +531,8 @@ aware_datetimes = st.datetimes(
 tasks = st.builds(
     Task,
     id=st.text(min_size=1, max_size=40),
-    state=st.sampled_from(list(TaskState)) | st.text(min_size=1, max_size=12),
+    state=st.sampled_from(list(TaskState))
+    | st.text(min_size=1, max_size=12).filter(lambda s: s not in ("queued", "dreaming")),
     prompt=st.text(max_size=40),
     failure_reason=st.none() | st.text(min_size=1, max_size=40),
     created_at=st.none() | aware_datetimes,

@@ -376,7 +376,13 @@ async def test_without_a_batch_endpoint_it_falls_back_once(vclock: VirtualClock)
 
 
 @pytest.mark.asyncio
-async def test_batch_refresh_errors_reach_the_pollers(vclock: VirtualClock) -> None:
+async def test_batch_refresh_errors_never_cost_a_task(
+    vclock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Issue 10: the batch query is an optimisation.  A passing 503 is retried; a 401 on the
+    # batch route means "not offered here" (decided once); the tasks finish by GET, and only
+    # an error of a task's own GET reaches its follower.
+    caplog.set_level(logging.INFO, logger="luma_async")
     async with (
         LumaEmulator() as emu,
         LumaSession(emu.api_key, base_url=emu.base_url, poll=FAST) as luma,
@@ -387,7 +393,16 @@ async def test_batch_refresh_errors_reach_the_pollers(vclock: VirtualClock) -> N
         assert all(t.video is not None for t in done)
         emu.inject("tasks", status=401)
         more = [await luma.generate(f"more {i}") for i in range(3)]
-        results = await asyncio.gather(*(luma.wait(t.id) for t in more), return_exceptions=True)
+        emu.reset_records()
+        finished = await asyncio.gather(*(luma.wait(t.id) for t in more))
+        assert all(t.video is not None for t in finished)
+        assert emu.count("tasks") == 1  # asked once, answered 401, never again
+        assert all(emu.gets_for(t.id) >= 1 for t in more)
+        decided = [r for r in caplog.records if "no batch status query" in r.getMessage()]
+        assert len(decided) == 1
+        last = [await luma.generate(f"last {i}") for i in range(3)]
+        emu.inject("get", status=401)  # the task's own GET: that reaches its follower
+        results = await asyncio.gather(*(luma.wait(t.id) for t in last), return_exceptions=True)
         assert any(isinstance(r, LumaError) and "401" in str(r) for r in results)
 
 

@@ -93,3 +93,32 @@ async def emulated() -> int:
                 except LumaError:
                     return -1
     return 0
+
+
+async def deployments() -> float | None:
+    """Issue 10: the media values, the account endpoints and create options, typed."""
+    from luma_async import (  # noqa: PLC0415
+        Account,
+        Frame,
+        RawVideo,
+        UpstreamAuthenticationError,
+        Usage,
+        WrongTaskError,
+    )
+
+    async with LumaSession("key") as luma:
+        task = await luma.generate("a fox", duration=5, model_name="ray-v2", loop=True)
+        assert_type(task.last_frame, Frame | None)
+        assert_type(task.video_raw, RawVideo | None)
+        assert_type(task.sent_state, str | None)
+        await luma.generate("a fox", duration="5s", resolution="1080p")
+        assert_type(await luma.account(), Account)
+        usage = await luma.usage()
+        assert_type(usage, Usage)
+        try:
+            await luma.get(task.id)
+        except WrongTaskError as exc:
+            assert_type(exc.answered, str)
+        except UpstreamAuthenticationError as exc:
+            assert_type(exc.code, str | None)
+        return usage.available

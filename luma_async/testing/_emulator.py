@@ -61,6 +61,9 @@ from luma_async import _clock
 from luma_async.testing._mp4 import build_mp4, build_png
 
 __all__ = [
+    "BATCH_ROUTES",
+    "MEDIA_PLACES",
+    "UPSTREAM_UNAUTHENTICATED_BODY",
     "CallbackDelivery",
     "EmulatedTask",
     "EmulatorThread",
@@ -72,7 +75,22 @@ __all__ = [
 
 Dialect = Literal["proxy", "gateway"]
 Envelope = Literal["bare", "list", "wrapped"]
-TaskShape = Literal["classic", "artifact"]
+TaskShape = Literal["classic", "artifact", "official"]
+#: How ``POST /luma/tasks`` answers: a list of tasks (bare, or wrapped as the envelope is),
+#: new-api's rows with the task nested under ``data``, the answers of deployments without
+#: the route (``missing``: as any unrouted path; ``html``: new-api's dashboard page with
+#: status 200; ``400``/``403``: an error; ``null``: ``{"code": "success", "data": null}``).
+BatchRoute = Literal["list", "nested", "missing", "html", "400", "403", "null"]
+#: Where a finished task's stills and raw video are: ``all`` (as the shape has them),
+#: ``video`` (the thumbnail only as ``video.thumbnail``; ``last_frame``/``video_raw`` at the
+#: top), ``top`` (all at the top level) or ``artifact`` (all only under ``artifact``).
+Media = Literal["all", "video", "top", "artifact"]
+#: What a path the deployment has no route for answers: ``404``, or new-api's ``html``
+#: dashboard page with status 200.
+Unrouted = Literal["404", "html"]
+
+BATCH_ROUTES: tuple[BatchRoute, ...] = ("list", "nested", "missing", "html", "400", "403", "null")
+MEDIA_PLACES: tuple[Media, ...] = ("all", "video", "top", "artifact")
 
 #: Routes that :meth:`LumaEmulator.inject` and :meth:`LumaEmulator.count` know.
 ROUTES = frozenset(
@@ -83,6 +101,8 @@ ROUTES = frozenset(
         "download_video_url",
         "file_upload",
         "tasks",
+        "usage",
+        "account",
         "cdn",
         "video",
         "file",
@@ -90,9 +110,30 @@ ROUTES = frozenset(
         "*",
     }
 )
-_API_ROUTES = frozenset({"generate", "extend", "get", "download_video_url", "file_upload", "tasks"})
+_API_ROUTES = frozenset(
+    {
+        "generate",
+        "extend",
+        "get",
+        "download_video_url",
+        "file_upload",
+        "tasks",
+        "usage",
+        "account",
+    }
+)
 _FINAL = frozenset({"completed", "failed"})
 _GATEWAY_STATUS = {"pending": "IN_PROGRESS", "processing": "IN_PROGRESS", "completed": "SUCCESS"}
+_OFFICIAL_STATE = {"pending": "queued", "processing": "dreaming"}
+#: The Go proxy's 401 when its upstream session expired: the upstream body, then its own.
+UPSTREAM_UNAUTHENTICATED_BODY = (
+    b'{"detail":"Not authenticated"}{"detail":{"reason":"unexpected end of JSON input","code":1}}'
+)
+_DASHBOARD = (
+    '<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>New API</title>'
+    '<script type="module" crossorigin src="/assets/index.js"></script></head>'
+    '<body><div id="root"></div></body></html>'
+)
 _GATEWAY_CODES = {
     400: "invalid_request",
     403: "quota_not_enough",
@@ -126,7 +167,7 @@ _GENERATE_FIELDS: Mapping[str, tuple[type, ...]] = {
     "loop": _BOOL,
     "model_name": _STR,
     "resolution": _STR,
-    "duration": _STR,
+    "duration": (str, int),
 }
 _EXTEND_FIELDS = {k: v for k, v in _GENERATE_FIELDS.items() if k != "aspect_ratio"}
 _URL_FIELDS = ("image_url", "image_end_url", "notify_hook")
@@ -185,6 +226,7 @@ class Fault:
     drop: bool = False
     retry_after: float | str | None = None
     after_processing: bool = False
+    other_task: bool = False
 
     @property
     def answers(self) -> bool:
@@ -194,6 +236,7 @@ class Fault:
             or self.body is not None
             or self.html
             or self.retry_after is not None
+            or self.other_task
         )
 
 
@@ -291,11 +334,32 @@ class LumaEmulator:
         ``"bare"`` task object, ``"list"`` (a one-element array) or ``"wrapped"``
         (``{"code": "success", "message": "", "data": task}``) for every task answer.
     ``task_shape``
-        ``"classic"`` (top-level ``prompt``, ``fail_reason``) or ``"artifact"`` (later
+        ``"classic"`` (top-level ``prompt``, ``fail_reason``), ``"artifact"`` (later
         deployments: ``request``, ``artifact``, ``queue_state``, ``batch_id``, ``video_raw``,
-        ``failure_reason``).
+        ``failure_reason``) or ``"official"`` (Luma's own API: states ``queued``/``dreaming``,
+        the video as the string ``assets.video``, ``failure_reason``).
     ``batch_endpoint``
-        serve ``POST /luma/tasks`` (else it answers 404, as most deployments do).
+        serve ``POST /luma/tasks`` (else it answers as ``batch_route="missing"``).
+    ``batch_route``
+        how ``POST /luma/tasks`` answers (:data:`BatchRoute`): ``"list"`` (default),
+        ``"nested"`` (new-api's ``{"code", "data": [{"id": <row>, "task_id", "status",
+        "data": <task>}]}``), or as deployments without it: ``"missing"``, ``"html"``,
+        ``"400"``, ``"403"``, ``"null"``.
+    ``unrouted``
+        what paths without a route answer: ``"404"``, or ``"html"`` (new-api's dashboard page
+        with status 200).
+    ``media``
+        where stills and the raw video of a finished task are (:data:`Media`).
+    ``upstream_expired``
+        the aggregator's own Luma account has expired: every API request with the right key
+        answers 401 ``Not authenticated`` (the proxy dialect: two JSON documents in one body).
+    ``wrong_task_answers``
+        the next N task GETs answer with another task (a gateway bug); see also
+        ``inject(route, other_task=True)``.
+    ``account_routes``
+        serve ``GET /luma/users/me`` and ``GET /luma/subscription/usage`` (else unrouted).
+    ``credit_limit``
+        the credits ``/luma/subscription/usage`` starts from; each task created uses one.
     ``estimate_wait``
         fill ``estimate_wait_seconds`` with the seconds left, as the client's clock counts
         them (emulated seconds times ``time_scale``; else ``null``).
@@ -330,6 +394,13 @@ class LumaEmulator:
         envelope: Envelope = "bare",
         task_shape: TaskShape = "classic",
         batch_endpoint: bool = True,
+        batch_route: BatchRoute = "list",
+        unrouted: Unrouted = "404",
+        media: Media = "all",
+        upstream_expired: bool = False,
+        wrong_task_answers: int = 0,
+        account_routes: bool = True,
+        credit_limit: float = 1000.0,
         estimate_wait: bool = True,
         link_delay_polls: int = 0,
         fail_marker: str | None = "[fail]",
@@ -342,8 +413,18 @@ class LumaEmulator:
             raise ValueError(f"dialect must be 'proxy' or 'gateway', not {dialect!r}")
         if envelope not in ("bare", "list", "wrapped"):
             raise ValueError(f"envelope must be 'bare', 'list' or 'wrapped', not {envelope!r}")
-        if task_shape not in ("classic", "artifact"):
-            raise ValueError(f"task_shape must be 'classic' or 'artifact', not {task_shape!r}")
+        if task_shape not in ("classic", "artifact", "official"):
+            raise ValueError(
+                f"task_shape must be 'classic', 'artifact' or 'official', not {task_shape!r}"
+            )
+        if batch_route not in BATCH_ROUTES:
+            raise ValueError(f"batch_route must be one of {BATCH_ROUTES}, not {batch_route!r}")
+        if unrouted not in ("404", "html"):
+            raise ValueError(f"unrouted must be '404' or 'html', not {unrouted!r}")
+        if media not in MEDIA_PLACES:
+            raise ValueError(f"media must be one of {MEDIA_PLACES}, not {media!r}")
+        if wrong_task_answers < 0:
+            raise ValueError("wrong_task_answers must not be negative")
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         if pending_seconds < 0 or processing_seconds < 0:
@@ -364,6 +445,12 @@ class LumaEmulator:
         self.envelope: Envelope = envelope
         self.task_shape: TaskShape = task_shape
         self.batch_endpoint = batch_endpoint
+        self.batch_route: BatchRoute = batch_route
+        self.unrouted: Unrouted = unrouted
+        self.media: Media = media
+        self.upstream_expired = upstream_expired
+        self.account_routes = account_routes
+        self.credit_limit = float(credit_limit)
         self.estimate_wait = estimate_wait
         self.link_delay_polls = link_delay_polls
         self.fail_marker = fail_marker
@@ -394,6 +481,8 @@ class LumaEmulator:
         self._deliveries: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
+        if wrong_task_answers:
+            self.inject("get", count=wrong_task_answers, other_task=True)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -511,6 +600,8 @@ class LumaEmulator:
             self._endpoint("download_video_url", self._download_url),
         )
         add("POST", "/luma/tasks", self._endpoint("tasks", self._batch))
+        add("GET", "/luma/subscription/usage", self._endpoint("usage", self._usage))
+        add("GET", "/luma/users/me", self._endpoint("account", self._account))
         api.router.add_get("/cdn/{task_id}.mp4", self._endpoint("cdn", self._cdn))
         api.router.add_route("*", "/{tail:.*}", self._endpoint("unknown", self._not_routed))
         video = web.Application()
@@ -552,6 +643,7 @@ class LumaEmulator:
         drop: bool = False,
         retry_after: float | str | None = None,
         after_processing: bool = False,
+        other_task: bool = False,
     ) -> Fault:
         """Make the next ``count`` requests of ``route`` misbehave (first injected, first used).
 
@@ -568,6 +660,8 @@ class LumaEmulator:
         - ``drop``: close the connection without any answer.
         - ``after_processing``: process the request for real first (the task IS created and
           counted), then replace its answer: the paid POST landed but its answer was lost.
+        - ``other_task``: answer a task GET with another task (another one of the emulator's,
+          or a made-up one): a gateway bug or a cache.
 
         Safe to call from any thread.  Returns the queued :class:`Fault`.
         """
@@ -586,6 +680,7 @@ class LumaEmulator:
             drop=drop,
             retry_after=retry_after,
             after_processing=after_processing,
+            other_task=other_task,
         )
         with self._fault_lock:
             self._faults.append(fault)
@@ -693,6 +788,12 @@ class LumaEmulator:
         }
 
     def _render(self, task: EmulatedTask, *, read: bool) -> dict[str, Any]:
+        body = self._render_shape(task, read=read)
+        if self.media != "all" and self.task_shape != "official":
+            _place_media(body, self.media, self.task_shape)
+        return body
+
+    def _render_shape(self, task: EmulatedTask, *, read: bool) -> dict[str, Any]:
         elapsed = self._elapsed(task)
         state = task.state_at(elapsed)
         linked = state == "completed"
@@ -711,6 +812,22 @@ class LumaEmulator:
             estimate = round(max(total - elapsed, 0.0) * self.time_scale, 3)
         failure = (task.fail_reason or "failed") if state == "failed" else None
         video: dict[str, Any] | None = None
+        if self.task_shape == "official":
+            return {
+                "id": task.id,
+                "generation_type": "video",
+                "state": _OFFICIAL_STATE.get(state, state),
+                "failure_reason": failure,
+                "created_at": _iso(task.created_at),
+                "assets": {
+                    "video": url if linked else None,
+                    "image": thumbnail["url"] if thumbnail else None,
+                    "progress_video": None,
+                },
+                "model": str(task.request.get("model_name") or "ray-2"),
+                "request": {"prompt": task.prompt, "aspect_ratio": task.aspect_ratio},
+                "version": "emulated",
+            }
         if self.task_shape == "classic":
             if linked:
                 video = {
@@ -790,6 +907,14 @@ class LumaEmulator:
             )
         default = _GATEWAY_CODES.get(status, "upstream_error" if status >= 500 else "error")
         return _json_response({"code": code or default, "message": message, "data": None}, status)
+
+    def _upstream_unauthenticated(self) -> web.Response:
+        """The aggregator's own Luma session expired: upstream's 401, passed through."""
+        if self.dialect == "proxy":  # the Go proxy appends its own document to upstream's
+            body = UPSTREAM_UNAUTHENTICATED_BODY
+        else:
+            body = b'{"detail":"Not authenticated"}'
+        return web.Response(body=body, status=401, content_type="application/json")
 
     def _not_found(self, task_id: str) -> _Answer:
         if self.dialect == "gateway":
@@ -879,6 +1004,8 @@ class LumaEmulator:
             if fault.drop:
                 _drop(request)
                 return None
+            if fault.other_task:
+                return self._other_task_answer(record.task_id)
             if fault.answers:
                 return self._fault_response(fault)
         try:
@@ -887,6 +1014,8 @@ class LumaEmulator:
             )
             if guarded and not self._authorized(request):
                 response: web.StreamResponse = self._error(401, "unauthorized secret token")
+            elif guarded and self.upstream_expired:
+                response = self._upstream_unauthenticated()
             else:
                 response = await handler(request, record)
         except _Answer as answer:
@@ -897,6 +1026,8 @@ class LumaEmulator:
             if fault.drop:
                 _drop(request)
                 return None
+            if fault.other_task:
+                return self._other_task_answer(record.task_id)
             if fault.answers:
                 return self._fault_response(fault)
         return response
@@ -1058,8 +1189,16 @@ class LumaEmulator:
         )
 
     async def _batch(self, request: web.Request, record: RecordedRequest) -> web.StreamResponse:
-        if not self.batch_endpoint:
-            raise _Answer(self._error(404, "Not Found"))
+        route: BatchRoute = self.batch_route if self.batch_endpoint else "missing"
+        if route == "missing":
+            return self._unrouted_answer()
+        if route == "html":
+            return _dashboard()
+        if route in ("400", "403"):
+            status = int(route)
+            raise _Answer(self._error(status, f"{_reason(status)}: no batch query here"))
+        if route == "null":
+            return _json_response({"code": "success", "message": "", "data": None})
         body = await self._body(request, record)
         ids: Any = body.get("ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):  # pyright: ignore[reportUnknownVariableType]
@@ -1071,12 +1210,90 @@ class LumaEmulator:
             if task is None:
                 continue
             item = self._render(task, read=True)
+            if route == "nested":
+                found.append(self._gateway_row(task, item))
+                continue
             if self.envelope == "wrapped":
-                item["status"] = _GATEWAY_STATUS.get(item["state"], "FAILURE")
+                item["status"] = _GATEWAY_STATUS.get(task.state_at(self._elapsed(task)), "FAILURE")
             found.append(item)
-        if self.envelope == "wrapped":
+        if self.envelope == "wrapped" or route == "nested":
             return _json_response({"code": "success", "message": "", "data": found})
         return _json_response(found)
+
+    def _gateway_row(self, task: EmulatedTask, item: dict[str, Any]) -> dict[str, Any]:
+        """new-api's task row: its own integer id, the Luma task id, and the task under data."""
+        state = task.state_at(self._elapsed(task))
+        submitted = int(task.created_at.timestamp())
+        done = state in _FINAL
+        return {
+            "id": 13917 + self.created.index(task.id) if task.id in self.created else 13917,
+            "created_at": submitted,
+            "updated_at": submitted,
+            "task_id": task.id,
+            "platform": "luma",
+            "user_id": 1,
+            "channel_id": 1,
+            "quota": 0,
+            "action": "LUMA_EXTEND" if task.kind == "extend" else "LUMA_VIDEO",
+            "status": _GATEWAY_STATUS.get(state, "FAILURE"),
+            "fail_reason": (task.fail_reason or "failed") if state == "failed" else "",
+            "submit_time": submitted,
+            "start_time": submitted + int(task.pending_seconds) if state != "pending" else 0,
+            "finish_time": submitted + 60 if done else 0,
+            "progress": "100%" if done else "50%",
+            "properties": {},
+            "data": item,
+        }
+
+    async def _usage(self, request: web.Request, record: RecordedRequest) -> web.StreamResponse:
+        if not self.account_routes:
+            return self._unrouted_answer()
+        used = float(len(self.tasks))
+        payload = {
+            "available": max(self.credit_limit - used, 0.0),
+            "used": used,
+            "total": self.credit_limit,
+            "plan": "emulated",
+            "period_end": "2099-01-01T00:00:00Z",
+        }
+        return _json_response(self._wrap_object(payload))
+
+    async def _account(self, request: web.Request, record: RecordedRequest) -> web.StreamResponse:
+        if not self.account_routes:
+            return self._unrouted_answer()
+        payload = {
+            "id": "emulated-account",
+            "email": "luma@emulator.invalid",
+            "name": "Emulated upstream account",
+            "plan": "emulated",
+            "created_at": "2024-06-12T00:00:00Z",
+        }
+        return _json_response(self._wrap_object(payload))
+
+    def _wrap_object(self, payload: dict[str, Any]) -> Any:
+        if self.envelope == "wrapped":
+            return {"code": "success", "message": "", "data": payload}
+        return payload
+
+    def _unrouted_answer(self) -> web.Response:
+        if self.unrouted == "html":
+            return _dashboard()
+        return self._error(404, "Not Found")
+
+    def _other_task_answer(self, asked: str | None) -> web.Response:
+        """A task answer for some task other than ``asked`` (a gateway bug or a cache)."""
+        other = next((t for t in self.tasks.values() if t.id != asked), None)
+        if other is not None:
+            body = self._render(other, read=False)
+        else:
+            body = {
+                "id": str(uuid.uuid4()),
+                "prompt": "someone else's video",
+                "state": "completed",
+                "created_at": _iso(dt.datetime.now(dt.timezone.utc)),
+                "video": {"url": f"{self.video_base_url}/videos/elsewhere.mp4"},
+            }
+        return _json_response(self._wrap(body))
 
     async def _cdn(self, request: web.Request, record: RecordedRequest) -> web.StreamResponse:
         location = f"{self.video_base_url}/videos/{request.match_info['task_id']}.mp4"
@@ -1087,6 +1304,8 @@ class LumaEmulator:
     async def _not_routed(
         self, request: web.Request, record: RecordedRequest
     ) -> web.StreamResponse:
+        if record.host == "api":
+            return self._unrouted_answer()
         return self._error(404, "Not Found")
 
     async def _video(self, request: web.Request, record: RecordedRequest) -> web.StreamResponse:
@@ -1163,6 +1382,63 @@ class LumaEmulator:
                 return
             if attempt < self.callback_attempts:
                 await _clock.sleep(self.callback_retry_seconds * self.time_scale)
+
+
+def _dashboard() -> web.Response:
+    """new-api's web page, which it serves with status 200 for any path it has no route for."""
+    return web.Response(text=_DASHBOARD, status=200, content_type="text/html")
+
+
+def _place_media(body: dict[str, Any], media: Media, shape: TaskShape) -> None:
+    """Move a rendered task's stills and raw video to where ``media`` says they are."""
+    artifact: dict[str, Any] = body.get("artifact") or {}
+    shown: dict[str, Any] | None = body.get("video")
+    thumbnail: dict[str, Any] | None = body.get("thumbnail") or artifact.get("thumbnail")
+    last_frame: dict[str, Any] | None = body.get("last_frame") or artifact.get("last_frame")
+    video_raw: dict[str, Any] | None = body.get("video_raw") or artifact.get("video_raw")
+    video: dict[str, Any] | None = None
+    if shown is not None:
+        video = dict(shown)
+        video["thumbnail"] = None
+        video.pop("download_url", None)
+        body["video"] = video
+        if video_raw is None and thumbnail is not None:
+            video_raw = {
+                "url": f"{video['url']}?raw=1",
+                "width": video.get("width"),
+                "height": video.get("height"),
+                "duration": _VIDEO_SECONDS_PER_EXTEND,
+            }
+    for key in ("thumbnail", "last_frame", "video_raw"):
+        body.pop(key, None)
+    if "artifact" in body:  # only the chosen place keeps them
+        body["artifact"] = {
+            **artifact,
+            "video": video,
+            "thumbnail": None,
+            "last_frame": None,
+            "video_raw": None,
+        }
+    if media == "video":
+        if video is not None and thumbnail is not None:
+            video["thumbnail"] = thumbnail["url"] if shape == "classic" else thumbnail
+        body["last_frame"] = last_frame
+        body["video_raw"] = video_raw
+    elif media == "top":
+        body["thumbnail"] = thumbnail
+        body["last_frame"] = last_frame
+        body["video_raw"] = video_raw
+    else:  # artifact
+        artifact = dict(artifact)
+        artifact.update(
+            {
+                "video": video,
+                "thumbnail": thumbnail,
+                "last_frame": last_frame,
+                "video_raw": video_raw,
+            }
+        )
+        body["artifact"] = artifact
 
 
 def _drop(request: web.Request) -> None:

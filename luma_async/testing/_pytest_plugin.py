@@ -49,7 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{_MARKER}(**options): keyword options of the LumaEmulator behind the "
-        "luma_emulator fixture (time_scale, dialect, envelope, task_shape, ...)",
+        "luma_emulator fixture (time_scale, dialect, envelope, task_shape, batch_route, "
+        "unrouted, media, upstream_expired, wrong_task_answers, ...)",
     )
 
 
