@@ -55,7 +55,10 @@ def tests_lowest(session: nox.Session) -> None:
     session.install("-c", str(constraints), *nox.project.dependency_groups(PYPROJECT, "tests"))
     session.install("-c", str(constraints), "-e", ".[cli]")
     session.run("python", "-m", "pip", "list")
-    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
+    # The examples' type check reads the installed stubs, and aiohttp 3.10's leave a parameter
+    # of web.run_app untyped: typing is proved against current releases by the typing session.
+    ignore = "--ignore=tests/test_examples_typecheck.py"
+    session.run("pytest", "-p", "no:cacheprovider", ignore, *session.posargs)
 
 
 def _lowest(requirement: str) -> str:

@@ -16,8 +16,9 @@ What stands between the internet and the session:
 - whatever the body claims about the task is ignored;
 - the listener cannot be starved: at most ``max_connections`` connections are open at once
   (more are closed as they arrive), a connection must send its request line and headers
-  within ``header_timeout`` seconds (aiohttp's keep-alive timer, which also closes idle
-  connections), and its body within ``body_timeout`` seconds.  Connections that never finish
+  within ``header_timeout`` seconds of opening (a timer of ours: aiohttp 3.10 starts none
+  before a first request; its keep-alive timer then closes idle connections between
+  requests), and its body within ``body_timeout`` seconds.  Connections that never finish
   their headers are closed, so they cannot exhaust the process's file descriptors.
 
 The answer is ``200 {"ok": true}`` for every acceptable delivery, watched task or not, so the
@@ -159,6 +160,10 @@ class CallbackReceiver:
         self.deliveries = 0
         #: Requests refused (404, 405, 413, 400, 408).
         self.rejected = 0
+        #: Connections closed because no request arrived within ``header_timeout``.
+        self.silent_connections = 0
+        # Connections whose header timer runs and that have sent no request yet (start()).
+        self._silent: set[object] = set()
         #: Connections closed on arrival because ``max_connections`` were open.
         self.refused_connections = 0
 
@@ -217,17 +222,20 @@ class CallbackReceiver:
         server = runner.server
         assert server is not None
 
+        loop = asyncio.get_running_loop()
+
         def protocol() -> asyncio.BaseProtocol:
             if len(server.connections) >= self.max_connections:
                 self.refused_connections += 1
                 return _Refused()
-            return server()
+            handler = server()
+            self._silent.add(handler)
+            loop.call_later(self.header_timeout, self._close_if_silent, handler)
+            return handler
 
         try:
             # Not web.TCPSite: the protocol factory above is the connection cap.
-            self._listener = await asyncio.get_running_loop().create_server(
-                protocol, self.host, self.port
-            )
+            self._listener = await loop.create_server(protocol, self.host, self.port)
         except BaseException:
             await runner.cleanup()
             raise
@@ -261,7 +269,17 @@ class CallbackReceiver:
 
     # -- deliveries ------------------------------------------------------------------------
 
+    def _close_if_silent(self, handler: web.RequestHandler) -> None:
+        """``header_timeout`` after a connection opened: close it if no request arrived."""
+        if handler not in self._silent:
+            return
+        self._silent.discard(handler)
+        if handler.transport is not None:
+            self.silent_connections += 1
+            handler.transport.close()
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self._silent.discard(request.protocol)
         try:
             task_id = await self._task_id(request)
         except _Rejected as rejected:
