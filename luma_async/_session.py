@@ -541,21 +541,42 @@ class LumaSession:
         return self._hub.notify(task_id)
 
     async def start_callbacks(
-        self, *, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        public_url: str | None = None,
+        max_connections: int | None = None,
+        header_timeout: float | None = None,
+        body_timeout: float | None = None,
     ) -> CallbackReceiver:
         """Listen for ``notify_hook`` deliveries, so followed tasks are polled as they change.
 
         While the returned :class:`CallbackReceiver` runs, :meth:`generate`, :meth:`extend`
         and :meth:`submit_extend` send its ``hook_url`` as ``notify_hook`` unless given one.
         Callbacks only make polls happen sooner; states still come from GETs.  The receiver
-        is closed with the session (or earlier by ``await receiver.close()``).
+        is closed with the session (or earlier by ``await receiver.close()``).  The bounds
+        default to the receiver's (128 connections, 10 s for headers, 10 s for a body).
         """
         self._check_open()
         if self._callbacks is not None and self._callbacks.running:
             raise RuntimeError(f"callbacks are already being received: {self._callbacks!r}")
-        from luma_async._callbacks import CallbackReceiver  # noqa: PLC0415 - aiohttp.web, lazily
+        from luma_async import _callbacks  # noqa: PLC0415 - aiohttp.web, lazily
+        from luma_async._callbacks import CallbackReceiver  # noqa: PLC0415
 
-        receiver = CallbackReceiver(self, host=host, port=port, public_url=public_url)
+        receiver = CallbackReceiver(
+            self,
+            host=host,
+            port=port,
+            public_url=public_url,
+            max_connections=_callbacks.DEFAULT_MAX_CONNECTIONS
+            if max_connections is None
+            else max_connections,
+            header_timeout=_callbacks.DEFAULT_HEADER_TIMEOUT
+            if header_timeout is None
+            else header_timeout,
+            body_timeout=_callbacks.DEFAULT_BODY_TIMEOUT if body_timeout is None else body_timeout,
+        )
         await receiver.start()
         self._callbacks = receiver
         return receiver

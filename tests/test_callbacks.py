@@ -678,3 +678,25 @@ def test_bad_bounds_are_refused(options: dict[str, Any]) -> None:
     luma = LumaSession("k" * 20, base_url="http://127.0.0.1:9")
     with pytest.raises(InputError):
         CallbackReceiver(luma, **options)
+
+
+@pytest.mark.asyncio
+async def test_start_callbacks_takes_the_receivers_bounds(emulator: LumaEmulator) -> None:
+    async with LumaSession(emulator.api_key, base_url=emulator.base_url) as luma:
+        with pytest.raises(InputError, match="header_timeout"):
+            await luma.start_callbacks(header_timeout=0)
+        receiver = await luma.start_callbacks(
+            max_connections=3, header_timeout=0.25, body_timeout=1.5
+        )
+        assert (receiver.max_connections, receiver.header_timeout, receiver.body_timeout) == (
+            3,
+            0.25,
+            1.5,
+        )
+        await receiver.close()
+        defaults = await luma.start_callbacks()
+        assert (defaults.max_connections, defaults.header_timeout, defaults.body_timeout) == (
+            128,
+            10.0,
+            10.0,
+        )
