@@ -212,7 +212,7 @@ class Handlers(Server):
             item = self._render(task, read=True)
             row_id = 13917 + self.created.index(task.id) if task.id in self.created else 13917
             rows.append((task, task.state_at(self._elapsed(task)), item, row_id))
-        return _json_response(self.deployment.batch(rows, nested=route == "nested"))
+        return _json_response(self._deployment.batch(rows, nested=route == "nested"))
 
     async def _usage(self, request: web.Request, record: RecordedRequest) -> web.StreamResponse:
         if not self.account_routes:
@@ -225,7 +225,7 @@ class Handlers(Server):
             "plan": "emulated",
             "period_end": "2099-01-01T00:00:00Z",
         }
-        return _json_response(self.deployment.wrap_object(payload))
+        return _json_response(self._deployment.wrap_object(payload))
 
     async def _account(self, request: web.Request, record: RecordedRequest) -> web.StreamResponse:
         if not self.account_routes:
@@ -237,7 +237,7 @@ class Handlers(Server):
             "plan": "emulated",
             "created_at": "2024-06-12T00:00:00Z",
         }
-        return _json_response(self.deployment.wrap_object(payload))
+        return _json_response(self._deployment.wrap_object(payload))
 
     async def _cdn(self, request: web.Request, record: RecordedRequest) -> web.StreamResponse:
         location = f"{self.video_base_url}/videos/{request.match_info['task_id']}.mp4"

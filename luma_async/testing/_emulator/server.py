@@ -104,7 +104,7 @@ class Server(Callbacks):
             if guarded and not self._authorized(request):
                 response: web.StreamResponse = self._error(401, "unauthorized secret token")
             elif guarded and self.upstream_expired:
-                response = _respond(self.deployment.upstream_unauthenticated())
+                response = _respond(self._deployment.upstream_unauthenticated())
             else:
                 response = await handler(request, record)
         except _Answer as answer:
@@ -128,7 +128,7 @@ class Server(Callbacks):
         if fault.other_task:
             return True, self._other_task_answer(record.task_id)
         if fault.answers:
-            return True, _respond(fault_reply(fault, self.deployment))
+            return True, _respond(fault_reply(fault, self._deployment))
         return False, None
 
     def _authorized(self, request: web.Request) -> bool:
@@ -137,10 +137,10 @@ class Server(Callbacks):
 
     def _error(self, status: int, message: str, *, code: str | None = None) -> web.Response:
         """An error answer in the dialect of the deployment."""
-        return _respond(self.deployment.error(status, message, code=code))
+        return _respond(self._deployment.error(status, message, code=code))
 
     def _not_found(self, task_id: str) -> _Answer:
-        return _Answer(_respond(self.deployment.not_found(task_id)))
+        return _Answer(_respond(self._deployment.not_found(task_id)))
 
     def _unrouted_answer(self) -> web.Response:
         if self.unrouted == "html":

@@ -334,7 +334,7 @@ class EmulatorState:
     # -- how tasks look now -----------------------------------------------------------------
 
     @property
-    def deployment(self) -> Deployment:
+    def _deployment(self) -> Deployment:
         """The wire options as they are now (tests may change the attributes at any time)."""
         return Deployment(
             dialect=self.dialect,
@@ -361,7 +361,7 @@ class EmulatorState:
             linked = False
             if read:
                 task.completed_reads += 1
-        return self.deployment.task(
+        return self._deployment.task(
             task,
             elapsed=elapsed,
             linked=linked,
@@ -370,4 +370,4 @@ class EmulatorState:
         )
 
     def _wrap(self, payload: Any) -> Any:
-        return self.deployment.wrap(payload)
+        return self._deployment.wrap(payload)
