@@ -112,6 +112,8 @@ class EmulatorState:
         max_body_bytes: int = 20 * 1024 * 1024,
         video_redirect: bool = False,
     ) -> None:
+        # Long on purpose: one keyword per option (documented on LumaEmulator), each checked
+        # here once, so the handlers can trust them.
         if dialect not in DIALECTS:
             raise ValueError(f"dialect must be 'proxy' or 'gateway', not {dialect!r}")
         if envelope not in ENVELOPES:
