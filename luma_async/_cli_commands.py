@@ -729,17 +729,18 @@ def emulator(
 ) -> int:
     """Serve the API emulator until interrupted, to test your own app against it."""
     from luma_async.testing import LumaEmulator  # noqa: PLC0415
+    from luma_async.testing._emulator import serve  # noqa: PLC0415
 
     options = {name: value for name, value in profile.items() if value is not None}
     options["time_scale"] = 1.0 if time_scale is None else time_scale
 
+    def announce(emu: LumaEmulator) -> None:
+        click.echo(f"LUMA_BASE_URL={emu.base_url} LUMA_API_KEY={emu.api_key}")
+        click.echo("serving; Ctrl-C to stop")
+
     async def run() -> int:
         try:
-            server = LumaEmulator(host=host, port=port, api_key=emulator_key, **options)
-            async with server as emu:
-                click.echo(f"LUMA_BASE_URL={emu.base_url} LUMA_API_KEY={emu.api_key}")
-                click.echo("serving; Ctrl-C to stop")
-                await asyncio.Event().wait()
+            await serve(host, port, ready=announce, api_key=emulator_key, **options)
         except OSError as exc:
             why = "address in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
             raise InputError(
