@@ -53,8 +53,8 @@ from yarl import URL
 from luma_async import _clock
 from luma_async._errors import (
     APIError,
+    DownloadError,
     InputError,
-    LumaError,
     TransportError,
     decode_error_body,
     error_from_response,
@@ -83,30 +83,6 @@ _MAX_ERROR_BODY = 64 * 1024
 _MAX_NAME = 255  # bytes in one file name on common file systems (NAME_MAX)
 #: The most a download writes unless told otherwise: far above any generated clip.
 DEFAULT_MAX_BYTES = 2 * 1024**3
-
-
-class DownloadError(LumaError):
-    """The video could not be saved whole: wrong length, a changed file, a bad redirect.
-
-    ``url`` is the link without its query string (presigned links carry credentials),
-    ``path`` the destination, ``received`` the bytes received, ``expected`` the size the
-    server or the caller announced (``None`` when unknown).  Nothing is left at ``path``.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str,
-        path: Path,
-        received: int = 0,
-        expected: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.url = url
-        self.path = path
-        self.received = received
-        self.expected = expected
 
 
 class _IncompleteError(DownloadError):
