@@ -105,12 +105,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_http_url(value: object, name: str, *, allow_data: bool = False) -> str:
-    """An absolute http(s) URL with a host (or, with ``allow_data``, a data: URI)."""
+def check_http_url(
+    value: object, name: str, *, allow_data: bool = False, max_bytes: int = MAX_IMAGE_BYTES
+) -> str:
+    """An absolute http(s) URL with a host (or, with ``allow_data``, a data: URI holding at
+    most ``max_bytes`` of image)."""
     if not isinstance(value, str):
         raise InputError(f"{name} must be a URL string, not {type(value).__name__}")
     if allow_data and value[:5].lower() == "data:":
-        return check_data_uri(value, name)
+        return check_data_uri(value, name, max_bytes=max_bytes)
     try:
         parts = urlsplit(value)
         host = parts.hostname
@@ -123,7 +126,8 @@ def check_http_url(value: object, name: str, *, allow_data: bool = False) -> str
     return value
 
 
-def check_data_uri(value: str, name: str) -> str:
+def check_data_uri(value: str, name: str, *, max_bytes: int = MAX_IMAGE_BYTES) -> str:
+    """A well-formed base64 image data: URI whose image has at most ``max_bytes`` bytes."""
     match = _DATA_URI.fullmatch(value)
     if match is None:
         raise InputError(
@@ -133,15 +137,22 @@ def check_data_uri(value: str, name: str) -> str:
     payload = match.group(2)
     if not payload:
         raise InputError(f"{name} is a data: URI with no image in it")
-    if len(payload) * 3 // 4 > MAX_IMAGE_BYTES:
+    size = _decoded_size(payload)  # measured before decoding: a huge payload costs nothing
+    if size > max_bytes:
         raise InputError(
-            f"{name} holds more than {MAX_IMAGE_BYTES} bytes of image; use a smaller image"
+            f"{name} data: URI has {size} bytes; the limit is {max_bytes}: shrink the image"
         )
     try:
         base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InputError(f"{name} is a data: URI whose base64 payload is invalid: {exc}") from exc
     return value
+
+
+def _decoded_size(payload: str) -> int:
+    """The bytes a base64 payload decodes to (exact when it is valid, padding included)."""
+    padding = len(payload) - len(payload.rstrip("="))
+    return len(payload) * 3 // 4 - min(padding, 2)
 
 
 def _sniff(data: bytes) -> str | None:
@@ -158,7 +169,7 @@ def image_value(value: object, name: str, *, max_bytes: int = MAX_IMAGE_BYTES) -
     if value is None:
         return None
     if isinstance(value, str):
-        return check_http_url(value, name, allow_data=True)
+        return check_http_url(value, name, allow_data=True, max_bytes=max_bytes)
     if isinstance(value, Path):
         try:
             size = value.stat().st_size
