@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import inspect
 import logging
@@ -28,7 +29,7 @@ from luma_async._convert import (
     usage_from_json,
 )
 from luma_async._download import ProgressCallback, video_url_of
-from luma_async._errors import InputError, WrongTaskError
+from luma_async._errors import InputError, SessionClosedError, WrongTaskError
 from luma_async._http import Transport, backoff
 from luma_async._journal import Journal
 from luma_async._models import (
@@ -55,10 +56,28 @@ __all__ = ["DEFAULT_BASE_URL", "LumaSession"]
 _R = TypeVar("_R", GenerateRequest, ExtendRequest)
 log = logging.getLogger("luma_async")
 
-log = logging.getLogger("luma_async")
-
 DEFAULT_BASE_URL = "https://api.gpt.ge"
 _DEFAULT_CONNECTIONS = 100  # aiohttp's own default connector limit
+
+
+class SessionState(enum.Enum):
+    """Where a :class:`LumaSession` is in its life (httpx's ``ClientState``).
+
+    ``UNOPENED``: made, usable without ``async with`` (its aiohttp session is made on first
+    use).  ``OPENED``: inside its ``async with`` block.  ``CLOSED``: after ``aclose()`` or
+    the block's end; every use raises :class:`SessionClosedError`.  A session goes only
+    forward: UNOPENED -> OPENED -> CLOSED, or UNOPENED -> CLOSED.
+    """
+
+    UNOPENED = "unopened"
+    OPENED = "open"
+    CLOSED = "closed"
+
+
+_OPENED_TWICE = (
+    "cannot open a LumaSession more than once: it is already in use by an 'async with' block"
+)
+_CLOSED = "this LumaSession is closed; create a new one"
 
 
 def _user_agent() -> str:
@@ -152,8 +171,7 @@ class LumaSession:
         self.max_image_bytes = max_image_bytes
         self._session = session
         self._owns_session = session is None
-        self._entered = False
-        self._closed = False
+        self._state = SessionState.UNOPENED
         self.budget = Budget(budget)
         self._transport = Transport(
             base_url=self.base_url,
@@ -175,18 +193,17 @@ class LumaSession:
 
     def __repr__(self) -> str:
         owner = "own" if self._owns_session else "borrowed"
-        state = "closed" if self._closed else "open"
+        state = self._state.value
         return f"<LumaSession {self.base_url} api_key=*** {owner} aiohttp session, {state}>"
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> LumaSession:
-        if self._closed:
-            raise RuntimeError("this LumaSession is closed; create a new one")
-        if self._entered:
-            raise RuntimeError("this LumaSession is already in use by an 'async with' block")
-        self._entered = True
+        if self._state is SessionState.OPENED:
+            raise RuntimeError(_OPENED_TWICE)
+        self._check_open()
         await self._client()
+        self._state = SessionState.OPENED
         return self
 
     async def __aexit__(
@@ -199,9 +216,9 @@ class LumaSession:
 
     async def aclose(self) -> None:
         """Close the aiohttp session if this object made it. Safe to call twice."""
-        if self._closed:
+        if self._state is SessionState.CLOSED:
             return
-        self._closed = True
+        self._state = SessionState.CLOSED
         receiver, self._callbacks = self._callbacks, None
         if receiver is not None:  # first: no callback may wake a poller being cancelled
             await receiver.close()
@@ -212,11 +229,10 @@ class LumaSession:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._state is SessionState.CLOSED
 
     async def _client(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise RuntimeError("this LumaSession is closed; create a new one")
+        self._check_open()
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
@@ -656,8 +672,8 @@ class LumaSession:
             current = done.id
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("this LumaSession is closed; create a new one")
+        if self._state is SessionState.CLOSED:
+            raise SessionClosedError(_CLOSED)
 
     def _policy(self, policy: PollPolicy | None) -> PollPolicy:
         if policy is None:
