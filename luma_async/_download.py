@@ -63,6 +63,7 @@ from luma_async._http import backoff, is_transient
 from luma_async._inputs import check_http_url
 from luma_async._models import Task, Video
 from luma_async._policy import RetryPolicy
+from luma_async._validators import SECONDS, check, optional, whole
 
 __all__ = ["DEFAULT_MAX_BYTES", "DownloadError", "ProgressCallback", "download", "video_url_of"]
 
@@ -153,22 +154,11 @@ async def download(
         )
     if not isinstance(retry, RetryPolicy):
         raise InputError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
-    for name, value, lowest in (
-        ("expected_size", expected_size, 0),
-        ("chunk_size", chunk_size, 1),
-        ("max_redirects", max_redirects, 0),
-        ("max_bytes", max_bytes, 1),
-    ):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < lowest
-        ):
-            raise InputError(f"{name} must be a whole number of at least {lowest}, not {value!r}")
-    if (
-        isinstance(read_timeout, bool)
-        or not isinstance(read_timeout, (int, float))
-        or not (0 < read_timeout < 86_400)
-    ):
-        raise InputError(f"read_timeout must be a positive number of seconds, not {read_timeout!r}")
+    check(expected_size, "expected_size", optional(whole(0)))
+    check(chunk_size, "chunk_size", whole(1))
+    check(max_redirects, "max_redirects", whole(0))
+    check(max_bytes, "max_bytes", whole(1))
+    check(read_timeout, "read_timeout", SECONDS)
     if progress is not None and not callable(progress):
         raise InputError(f"progress must be callable, not {type(progress).__name__}")
     if expected_size is not None and expected_size > max_bytes:
@@ -599,8 +589,7 @@ def _fs_error(exc: OSError, url: str, path: Path, received: int = 0) -> Download
 
 
 def check_max_bytes(max_bytes: object) -> None:
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-        raise InputError(f"max_bytes must be a whole number of at least 1, not {max_bytes!r}")
+    check(max_bytes, "max_bytes", whole(1))
 
 
 def check_dest(dest: object, url: str, filename: str | None) -> None:

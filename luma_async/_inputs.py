@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from luma_async._errors import InputError
 from luma_async._models import ExtendRequest, GenerateRequest
+from luma_async._validators import bool_, check, one_of, optional
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -68,24 +69,18 @@ def check_prompt(prompt: object) -> str:
     return prompt
 
 
+_BOOL = bool_()
+_OPTIONAL_BOOL = optional(_BOOL, what="True, False or None")
+_ASPECT_RATIO = optional(one_of(*ASPECT_RATIOS))
+_RESOLUTION = optional(one_of(*RESOLUTIONS))
+
+
 def check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise InputError(f"{name} must be True or False, not {value!r}")
-    return value
+    return check(value, name, _BOOL)
 
 
 def _check_optional_bool(value: object, name: str) -> bool | None:
-    if value is not None and not isinstance(value, bool):
-        raise InputError(f"{name} must be True, False or None, not {value!r}")
-    return value
-
-
-def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or value not in choices:
-        raise InputError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return value
+    return check(value, name, _OPTIONAL_BOOL)
 
 
 def _check_text(value: object, name: str) -> str | None:
@@ -221,13 +216,13 @@ def generate_body(
     request: GenerateRequest, *, max_image_bytes: int = MAX_IMAGE_BYTES
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"user_prompt": check_prompt(request.user_prompt)}
-    aspect = _check_choice(request.aspect_ratio, "aspect_ratio", ASPECT_RATIOS)
+    aspect = check(request.aspect_ratio, "aspect_ratio", _ASPECT_RATIO)
     if aspect is not None:
         body["aspect_ratio"] = aspect
     loop = _check_optional_bool(request.loop, "loop")
     if loop is not None:
         body["loop"] = loop
-    resolution = _check_choice(request.resolution, "resolution", RESOLUTIONS)
+    resolution = check(request.resolution, "resolution", _RESOLUTION)
     if resolution is not None:
         body["resolution"] = resolution
     model = _check_text(request.model_name, "model_name")
