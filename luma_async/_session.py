@@ -45,6 +45,7 @@ from luma_async._models import (
     Usage,
     Video,
 )
+from luma_async._options import DEFAULT_BASE_URL, SessionOptions
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
 from luma_async._watch import FollowEnd, Hub, Listener, Subscription
 
@@ -56,7 +57,6 @@ __all__ = ["DEFAULT_BASE_URL", "LumaSession"]
 _R = TypeVar("_R", GenerateRequest, ExtendRequest)
 log = logging.getLogger("luma_async")
 
-DEFAULT_BASE_URL = "https://api.gpt.ge"
 _DEFAULT_CONNECTIONS = 100  # aiohttp's own default connector limit
 
 
@@ -113,71 +113,33 @@ class LumaSession:
         batch_refresh: bool | None = None,
         batch_window: float = 0.05,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("LUMA_API_KEY")
-        if not isinstance(key, str) or not key.strip():
-            raise InputError(
-                "no API key: pass api_key=... or set the LUMA_API_KEY environment variable"
-            )
-        if not (key.isascii() and key.isprintable()) or " " in key:
-            raise InputError(
-                "the API key contains whitespace, control or non-ASCII characters; "
-                "check how it was copied"
-            )
-        url = (
-            base_url
-            if base_url is not None
-            else os.environ.get("LUMA_BASE_URL") or DEFAULT_BASE_URL
+        options = SessionOptions(
+            api_key=api_key,
+            base_url=base_url,
+            session=session,
+            retry=retry,
+            poll=poll,
+            timeout=timeout,
+            budget=budget,
+            max_image_bytes=max_image_bytes,
+            allow_insecure_http=allow_insecure_http,
+            batch_refresh=batch_refresh,
+            batch_window=batch_window,
         )
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise InputError(
-                f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
-            )
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not 0 < timeout < 86_400
-        ):
-            raise InputError(f"timeout must be a positive number of seconds, not {timeout!r}")
-        for name, value, cls in (
-            ("retry", retry, RetryPolicy),
-            ("poll", poll, PollPolicy),
-            ("budget", budget, RequestBudget),
-        ):
-            if value is not None and not isinstance(value, cls):
-                raise InputError(f"{name} must be a {cls.__name__}, not {type(value).__name__}")
-        if (
-            isinstance(max_image_bytes, bool)
-            or not isinstance(max_image_bytes, int)
-            or max_image_bytes < 1
-        ):
-            raise InputError(
-                f"max_image_bytes must be a whole number of bytes of at least 1, "
-                f"not {max_image_bytes!r}"
-            )
-        _inputs.check_bool(allow_insecure_http, "allow_insecure_http")
-        if batch_refresh is not None:
-            _inputs.check_bool(batch_refresh, "batch_refresh")
-        if (
-            isinstance(batch_window, bool)
-            or not isinstance(batch_window, (int, float))
-            or not 0 <= batch_window <= 60
-        ):
-            raise InputError(
-                f"batch_window must be a number of seconds from 0 to 60, not {batch_window!r}"
-            )
-        self.base_url = _inputs.check_base_url(url, allow_insecure=allow_insecure_http)
-        self.retry = retry or RetryPolicy()
-        self.poll_policy = poll or PollPolicy()
-        self.max_image_bytes = max_image_bytes
-        self._session = session
-        self._owns_session = session is None
+        self._options = options
+        self.base_url = options.base_url
+        self.retry = options.retry or RetryPolicy()
+        self.poll_policy = options.poll or PollPolicy()
+        self.max_image_bytes = options.max_image_bytes
+        self._session = options.session
+        self._owns_session = options.session is None
         self._state = SessionState.UNOPENED
-        self.budget = Budget(budget)
+        self.budget = Budget(options.budget)
         self._transport = Transport(
             base_url=self.base_url,
-            api_key=key,
+            api_key=options.api_key,
             retry=self.retry,
-            timeout=float(timeout),
+            timeout=float(options.timeout),
             user_agent=_user_agent(),
             budget=self.budget,
             client=self._client,
@@ -185,8 +147,8 @@ class LumaSession:
         self._hub = Hub(
             self._transport,
             self._fetch_once,
-            batch=batch_refresh,
-            window=batch_window,
+            batch=options.batch_refresh,
+            window=options.batch_window,
             connections=self.budget.policy.max_connections or _DEFAULT_CONNECTIONS,
         )
         self._callbacks: CallbackReceiver | None = None
