@@ -63,7 +63,7 @@ from luma_async._http import backoff, is_transient
 from luma_async._inputs import check_http_url
 from luma_async._models import Task, Video
 from luma_async._policy import RetryPolicy
-from luma_async._validators import SECONDS, check, optional, whole
+from luma_async._validators import SECONDS, callable_, check, instance_of, optional, whole
 
 __all__ = ["DEFAULT_MAX_BYTES", "DownloadError", "ProgressCallback", "download", "video_url_of"]
 
@@ -145,22 +145,19 @@ async def download(
     retries are exhausted or not allowed.
     """
     _check_url(url)
-    if not isinstance(client, aiohttp.ClientSession):
-        raise InputError(f"client must be an aiohttp.ClientSession, not {type(client).__name__}")
+    check(client, "client", instance_of(aiohttp.ClientSession, "an aiohttp.ClientSession"))
     if "Authorization" in client.headers or client.auth is not None:
         raise InputError(
             "the aiohttp session sends credentials (an Authorization header or auth) with "
             "every request; video links must never get them: use a session without them"
         )
-    if not isinstance(retry, RetryPolicy):
-        raise InputError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
+    check(retry, "retry", instance_of(RetryPolicy))
     check(expected_size, "expected_size", optional(whole(0)))
     check(chunk_size, "chunk_size", whole(1))
     check(max_redirects, "max_redirects", whole(0))
     check(max_bytes, "max_bytes", whole(1))
     check(read_timeout, "read_timeout", SECONDS)
-    if progress is not None and not callable(progress):
-        raise InputError(f"progress must be callable, not {type(progress).__name__}")
+    check(progress, "progress", optional(callable_()))
     if expected_size is not None and expected_size > max_bytes:
         raise InputError(f"expected_size {expected_size} is above max_bytes {max_bytes}")
     target = _target(dest, url, filename)

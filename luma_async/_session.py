@@ -47,6 +47,7 @@ from luma_async._models import (
 )
 from luma_async._options import DEFAULT_BASE_URL, SessionOptions
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
+from luma_async._validators import check, instance_of
 from luma_async._watch import FollowEnd, Hub, Listener, Subscription
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ _OPENED_TWICE = (
     "cannot open a LumaSession more than once: it is already in use by an 'async with' block"
 )
 _CLOSED = "this LumaSession is closed; create a new one"
+_POLICY = instance_of(PollPolicy)
 
 
 def _user_agent() -> str:
@@ -640,9 +642,7 @@ class LumaSession:
     def _policy(self, policy: PollPolicy | None) -> PollPolicy:
         if policy is None:
             return self.poll_policy
-        if not isinstance(policy, PollPolicy):
-            raise InputError(f"policy must be a PollPolicy, not {type(policy).__name__}")
-        return policy
+        return check(policy, "policy", _POLICY)
 
 
 def _listed(values: Iterable[str], name: str) -> list[str]:

@@ -28,6 +28,7 @@ __all__ = [
     "Validator",
     "and_",
     "bool_",
+    "callable_",
     "check",
     "finite",
     "instance_of",
@@ -215,6 +216,29 @@ class _InstanceOf(Validator[Any]):
 def instance_of(cls: type[_T], what: str | None = None) -> Validator[_T]:
     """An instance of ``cls``; the message names the type that was given instead."""
     return _InstanceOf(cls, what or f"a {cls.__name__}")
+
+
+@attrs.frozen(repr=False)
+class _Callable(Validator[Any]):
+    what: str
+
+    @property
+    def describe(self) -> str:
+        return self.what
+
+    def accepts(self, value: object) -> bool:
+        return callable(value)
+
+    def message(self, name: str, value: object) -> str:
+        return f"{name} must be {self.what}, not {type(value).__name__}"
+
+    def __repr__(self) -> str:
+        return f"<validator: {self.what}>"
+
+
+def callable_(what: str = "callable") -> Validator[Any]:
+    """Anything that can be called (a function, a coroutine function, a callable object)."""
+    return _Callable(what)
 
 
 @attrs.frozen(repr=False)

@@ -146,3 +146,10 @@ def test_the_module_docstring_example_runs() -> None:
     failures, tried = doctest.testmod(v, raise_on_error=False, verbose=False)
     assert tried >= 1
     assert failures == 0
+
+
+def test_callable_accepts_functions_and_names_what_was_given() -> None:
+    assert v.check(print, "progress", v.callable_()) is print
+    assert v.check(None, "progress", v.optional(v.callable_())) is None
+    with pytest.raises(InputError, match=r"^progress must be callable, not int$"):
+        v.check(3, "progress", v.optional(v.callable_()))
