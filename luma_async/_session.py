@@ -98,6 +98,11 @@ class LumaSession:
     ``LUMA_API_KEY`` environment variable, ``base_url`` to ``LUMA_BASE_URL`` and then to
     ``https://api.gpt.ge``.  Pass ``session`` to share your own ``aiohttp.ClientSession``: it is
     used and never closed.  ``budget`` limits the session's request rate and concurrency.
+
+    A session lives once: made (usable at once, even without ``async with``; then call
+    :meth:`aclose`), opened by ``async with`` (at most once), closed by :meth:`aclose` or
+    the end of the block (closing again does nothing).  Once closed, every use raises
+    :class:`SessionClosedError`.
     """
 
     def __init__(
