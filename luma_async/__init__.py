@@ -15,12 +15,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from luma_async._batch import Batch
-from luma_async._download import DownloadError, ProgressCallback
+from luma_async._download import ProgressCallback
 from luma_async._errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
     DecodeError,
+    DownloadError,
     InputError,
     LumaError,
     NotFoundError,
@@ -28,6 +29,7 @@ from luma_async._errors import (
     PollTimeoutError,
     RateLimitError,
     ServerError,
+    SessionClosedError,
     SubmissionUncertainError,
     TaskFailedError,
     TransportError,
@@ -53,7 +55,7 @@ from luma_async._models import (
 )
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
 from luma_async._session import DEFAULT_BASE_URL, LumaSession
-from luma_async._watch import FollowEnd, Listener, SessionClosedError, Subscription
+from luma_async._watch import FollowEnd, Listener, Subscription
 
 if TYPE_CHECKING:
     from luma_async._callbacks import CallbackReceiver

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from luma_async._errors import InputError, LumaError, SubmissionUncertainError, TaskFailedError
 from luma_async._journal import Journal
 from luma_async._models import BatchResult, ExtendRequest, Task
+from luma_async._validators import check, whole
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -59,10 +60,7 @@ class Batch:
         after: AfterFinish | None = None,
         journal: Journal | str | Path | None = None,
     ) -> None:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise InputError(
-                f"concurrency must be a whole number of at least 1, not {concurrency!r}"
-            )
+        check(concurrency, "concurrency", whole(1))
         if not isinstance(requests, (Iterable, AsyncIterable)):
             raise InputError(
                 f"requests must be an iterable of ExtendRequest, not {type(requests).__name__}"

@@ -40,6 +40,7 @@ from aiohttp import web
 from luma_async import _inputs
 from luma_async._convert import _is_object, _unwrap
 from luma_async._errors import InputError
+from luma_async._validators import SECONDS, check, whole
 
 if TYPE_CHECKING:
     from luma_async._session import LumaSession
@@ -111,8 +112,7 @@ class CallbackReceiver:
             raise InputError(f"session must be a LumaSession, not {type(session).__name__}")
         if not isinstance(host, str) or not host or any(c.isspace() for c in host):
             raise InputError(f"host must be an address to listen on, not {host!r}")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65_535:
-            raise InputError(f"port must be an int from 0 (any free port) to 65535, not {port!r}")
+        check(port, "port", whole(0, at_most=65_535, what="an int from 0 (any free port) to 65535"))
         if public_url is not None:
             public_url = _inputs.check_http_url(public_url, "public_url").rstrip("/")
         if (
@@ -123,25 +123,10 @@ class CallbackReceiver:
             raise InputError(
                 f"path_prefix must be a URL path starting with '/', not {path_prefix!r}"
             )
-        if (
-            isinstance(max_body_bytes, bool)
-            or not isinstance(max_body_bytes, int)
-            or max_body_bytes < 1
-        ):
-            raise InputError(f"max_body_bytes must be a positive int, not {max_body_bytes!r}")
-        if (
-            isinstance(max_connections, bool)
-            or not isinstance(max_connections, int)
-            or max_connections < 1
-        ):
-            raise InputError(f"max_connections must be a positive int, not {max_connections!r}")
-        for name, value in (("header_timeout", header_timeout), ("body_timeout", body_timeout)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0 < value < 86_400
-            ):
-                raise InputError(f"{name} must be a positive number of seconds, not {value!r}")
+        check(max_body_bytes, "max_body_bytes", whole(1, what="a positive int"))
+        check(max_connections, "max_connections", whole(1, what="a positive int"))
+        check(header_timeout, "header_timeout", SECONDS)
+        check(body_timeout, "body_timeout", SECONDS)
         self._session = session
         self.host = host
         self.port = port

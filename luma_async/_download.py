@@ -53,8 +53,8 @@ from yarl import URL
 from luma_async import _clock
 from luma_async._errors import (
     APIError,
+    DownloadError,
     InputError,
-    LumaError,
     TransportError,
     decode_error_body,
     error_from_response,
@@ -63,6 +63,7 @@ from luma_async._http import backoff, is_transient
 from luma_async._inputs import check_http_url
 from luma_async._models import Task, Video
 from luma_async._policy import RetryPolicy
+from luma_async._validators import SECONDS, callable_, check, instance_of, optional, whole
 
 __all__ = ["DEFAULT_MAX_BYTES", "DownloadError", "ProgressCallback", "download", "video_url_of"]
 
@@ -83,30 +84,6 @@ _MAX_ERROR_BODY = 64 * 1024
 _MAX_NAME = 255  # bytes in one file name on common file systems (NAME_MAX)
 #: The most a download writes unless told otherwise: far above any generated clip.
 DEFAULT_MAX_BYTES = 2 * 1024**3
-
-
-class DownloadError(LumaError):
-    """The video could not be saved whole: wrong length, a changed file, a bad redirect.
-
-    ``url`` is the link without its query string (presigned links carry credentials),
-    ``path`` the destination, ``received`` the bytes received, ``expected`` the size the
-    server or the caller announced (``None`` when unknown).  Nothing is left at ``path``.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str,
-        path: Path,
-        received: int = 0,
-        expected: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.url = url
-        self.path = path
-        self.received = received
-        self.expected = expected
 
 
 class _IncompleteError(DownloadError):
@@ -168,33 +145,19 @@ async def download(
     retries are exhausted or not allowed.
     """
     _check_url(url)
-    if not isinstance(client, aiohttp.ClientSession):
-        raise InputError(f"client must be an aiohttp.ClientSession, not {type(client).__name__}")
+    check(client, "client", instance_of(aiohttp.ClientSession, "an aiohttp.ClientSession"))
     if "Authorization" in client.headers or client.auth is not None:
         raise InputError(
             "the aiohttp session sends credentials (an Authorization header or auth) with "
             "every request; video links must never get them: use a session without them"
         )
-    if not isinstance(retry, RetryPolicy):
-        raise InputError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
-    for name, value, lowest in (
-        ("expected_size", expected_size, 0),
-        ("chunk_size", chunk_size, 1),
-        ("max_redirects", max_redirects, 0),
-        ("max_bytes", max_bytes, 1),
-    ):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < lowest
-        ):
-            raise InputError(f"{name} must be a whole number of at least {lowest}, not {value!r}")
-    if (
-        isinstance(read_timeout, bool)
-        or not isinstance(read_timeout, (int, float))
-        or not (0 < read_timeout < 86_400)
-    ):
-        raise InputError(f"read_timeout must be a positive number of seconds, not {read_timeout!r}")
-    if progress is not None and not callable(progress):
-        raise InputError(f"progress must be callable, not {type(progress).__name__}")
+    check(retry, "retry", instance_of(RetryPolicy))
+    check(expected_size, "expected_size", optional(whole(0)))
+    check(chunk_size, "chunk_size", whole(1))
+    check(max_redirects, "max_redirects", whole(0))
+    check(max_bytes, "max_bytes", whole(1))
+    check(read_timeout, "read_timeout", SECONDS)
+    check(progress, "progress", optional(callable_()))
     if expected_size is not None and expected_size > max_bytes:
         raise InputError(f"expected_size {expected_size} is above max_bytes {max_bytes}")
     target = _target(dest, url, filename)
@@ -623,8 +586,7 @@ def _fs_error(exc: OSError, url: str, path: Path, received: int = 0) -> Download
 
 
 def check_max_bytes(max_bytes: object) -> None:
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-        raise InputError(f"max_bytes must be a whole number of at least 1, not {max_bytes!r}")
+    check(max_bytes, "max_bytes", whole(1))
 
 
 def check_dest(dest: object, url: str, filename: str | None) -> None:

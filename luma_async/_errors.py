@@ -18,7 +18,13 @@
     │   └── WrongTaskError                the answer was for another task (retried first)
     ├── TaskFailedError                   the task reached ``failed`` (.task)
     ├── PollTimeoutError                  the task was not done by the deadline (.task)
-    └── SubmissionUncertainError          a paid POST may or may not have been created (.request)
+    ├── SubmissionUncertainError          a paid POST may or may not have been created (.request)
+    ├── DownloadError                     the video could not be saved whole (.url, .path)
+    └── SessionClosedError (also RuntimeError)   the session is closed: used after aclose(),
+                                                 or closed while a task was followed
+
+Every class is defined here and re-exported from ``luma_async``; a test reads this drawing
+and fails when a public error is missing from it.
 
 Messages name the method, the path, the status and the service's own words; the API token is
 never part of any of them.
@@ -36,6 +42,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from luma_async._models import Task
 
 __all__ = [
@@ -43,6 +51,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "DecodeError",
+    "DownloadError",
     "InputError",
     "LumaError",
     "NotFoundError",
@@ -50,6 +59,7 @@ __all__ = [
     "PollTimeoutError",
     "RateLimitError",
     "ServerError",
+    "SessionClosedError",
     "SubmissionUncertainError",
     "TaskFailedError",
     "TransportError",
@@ -234,6 +244,38 @@ class SubmissionUncertainError(LumaError):
         self.status = status
         self.answer = answer
         self.task_id = task_id
+
+
+class DownloadError(LumaError):
+    """The video could not be saved whole: wrong length, a changed file, a bad redirect.
+
+    ``url`` is the link without its query string (presigned links carry credentials),
+    ``path`` the destination, ``received`` the bytes received, ``expected`` the size the
+    server or the caller announced (``None`` when unknown).  Nothing is left at ``path``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        path: Path,
+        received: int = 0,
+        expected: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.path = path
+        self.received = received
+        self.expected = expected
+
+
+class SessionClosedError(LumaError, RuntimeError):
+    """The session is closed: it was used after ``aclose()`` (or its ``async with`` block),
+    or it was closed while a task was being followed.  Create a new :class:`LumaSession`.
+
+    Also a ``RuntimeError``, which is what a closed session raised before it had a class.
+    """
 
 
 _BY_STATUS: dict[int, type[APIError]] = {

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from luma_async._errors import InputError
 from luma_async._models import ExtendRequest, GenerateRequest
+from luma_async._validators import bool_, check, one_of, optional
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -68,24 +69,18 @@ def check_prompt(prompt: object) -> str:
     return prompt
 
 
+_BOOL = bool_()
+_OPTIONAL_BOOL = optional(_BOOL, what="True, False or None")
+_ASPECT_RATIO = optional(one_of(*ASPECT_RATIOS))
+_RESOLUTION = optional(one_of(*RESOLUTIONS))
+
+
 def check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise InputError(f"{name} must be True or False, not {value!r}")
-    return value
+    return check(value, name, _BOOL)
 
 
 def _check_optional_bool(value: object, name: str) -> bool | None:
-    if value is not None and not isinstance(value, bool):
-        raise InputError(f"{name} must be True, False or None, not {value!r}")
-    return value
-
-
-def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or value not in choices:
-        raise InputError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return value
+    return check(value, name, _OPTIONAL_BOOL)
 
 
 def _check_text(value: object, name: str) -> str | None:
@@ -105,12 +100,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_http_url(value: object, name: str, *, allow_data: bool = False) -> str:
-    """An absolute http(s) URL with a host (or, with ``allow_data``, a data: URI)."""
+def check_http_url(
+    value: object, name: str, *, allow_data: bool = False, max_bytes: int = MAX_IMAGE_BYTES
+) -> str:
+    """An absolute http(s) URL with a host (or, with ``allow_data``, a data: URI holding at
+    most ``max_bytes`` of image)."""
     if not isinstance(value, str):
         raise InputError(f"{name} must be a URL string, not {type(value).__name__}")
     if allow_data and value[:5].lower() == "data:":
-        return check_data_uri(value, name)
+        return check_data_uri(value, name, max_bytes=max_bytes)
     try:
         parts = urlsplit(value)
         host = parts.hostname
@@ -123,7 +121,8 @@ def check_http_url(value: object, name: str, *, allow_data: bool = False) -> str
     return value
 
 
-def check_data_uri(value: str, name: str) -> str:
+def check_data_uri(value: str, name: str, *, max_bytes: int = MAX_IMAGE_BYTES) -> str:
+    """A well-formed base64 image data: URI whose image has at most ``max_bytes`` bytes."""
     match = _DATA_URI.fullmatch(value)
     if match is None:
         raise InputError(
@@ -133,15 +132,22 @@ def check_data_uri(value: str, name: str) -> str:
     payload = match.group(2)
     if not payload:
         raise InputError(f"{name} is a data: URI with no image in it")
-    if len(payload) * 3 // 4 > MAX_IMAGE_BYTES:
+    size = _decoded_size(payload)  # measured before decoding: a huge payload costs nothing
+    if size > max_bytes:
         raise InputError(
-            f"{name} holds more than {MAX_IMAGE_BYTES} bytes of image; use a smaller image"
+            f"{name} data: URI has {size} bytes; the limit is {max_bytes}: shrink the image"
         )
     try:
         base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InputError(f"{name} is a data: URI whose base64 payload is invalid: {exc}") from exc
     return value
+
+
+def _decoded_size(payload: str) -> int:
+    """The bytes a base64 payload decodes to (exact when it is valid, padding included)."""
+    padding = len(payload) - len(payload.rstrip("="))
+    return len(payload) * 3 // 4 - min(padding, 2)
 
 
 def _sniff(data: bytes) -> str | None:
@@ -158,7 +164,7 @@ def image_value(value: object, name: str, *, max_bytes: int = MAX_IMAGE_BYTES) -
     if value is None:
         return None
     if isinstance(value, str):
-        return check_http_url(value, name, allow_data=True)
+        return check_http_url(value, name, allow_data=True, max_bytes=max_bytes)
     if isinstance(value, Path):
         try:
             size = value.stat().st_size
@@ -210,13 +216,13 @@ def generate_body(
     request: GenerateRequest, *, max_image_bytes: int = MAX_IMAGE_BYTES
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"user_prompt": check_prompt(request.user_prompt)}
-    aspect = _check_choice(request.aspect_ratio, "aspect_ratio", ASPECT_RATIOS)
+    aspect = check(request.aspect_ratio, "aspect_ratio", _ASPECT_RATIO)
     if aspect is not None:
         body["aspect_ratio"] = aspect
     loop = _check_optional_bool(request.loop, "loop")
     if loop is not None:
         body["loop"] = loop
-    resolution = _check_choice(request.resolution, "resolution", RESOLUTIONS)
+    resolution = check(request.resolution, "resolution", _RESOLUTION)
     if resolution is not None:
         body["resolution"] = resolution
     model = _check_text(request.model_name, "model_name")

@@ -2,50 +2,20 @@
 
 from __future__ import annotations
 
-import math
-
 import attrs
 
 from luma_async._errors import InputError
+from luma_async._validators import bool_, non_negative, optional, positive, whole
 
 __all__ = ["PollPolicy", "RequestBudget", "RetryPolicy"]
 
 
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise InputError(f"{attribute.name} must be a positive number of seconds, not {value!r}")
-
-
-def _at_least_one(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{attribute.name} must be a whole number of at least 1, not {value!r}")
-
-
-def _not_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise InputError(f"{attribute.name} must be zero or a positive number, not {value!r}")
-
-
-def _bool(_: object, attribute: attrs.Attribute[bool], value: bool) -> None:
-    if not isinstance(value, bool):
-        raise InputError(f"{attribute.name} must be True or False, not {value!r}")
-
-
-def _optional_positive(
-    instance: object, attribute: attrs.Attribute[float], value: float | None
-) -> None:
-    if value is not None:
-        _positive(instance, attribute, value)
+_SECONDS = positive("a positive number of seconds")
+_OPTIONAL_SECONDS = optional(_SECONDS)
+_COUNT = whole(1)
+_OPTIONAL_COUNT = optional(_COUNT, what="a whole number of at least 1 or None")
+_NOT_NEGATIVE = non_negative()
+_BOOL = bool_()
 
 
 @attrs.frozen
@@ -60,13 +30,13 @@ class PollPolicy:
     seconds (``None``: never) :class:`PollTimeoutError` is raised.
     """
 
-    interval: float = attrs.field(default=2.0, validator=_positive)
-    max_interval: float = attrs.field(default=15.0, validator=_positive)
-    backoff: float = attrs.field(default=1.5, validator=_positive)
-    jitter: float = attrs.field(default=0.5, validator=_not_negative)
-    timeout: float | None = attrs.field(default=900.0, validator=_optional_positive)
-    use_estimate: bool = attrs.field(default=True, kw_only=True, validator=_bool)
-    pending_factor: float = attrs.field(default=1.5, kw_only=True, validator=_positive)
+    interval: float = attrs.field(default=2.0, validator=_SECONDS)
+    max_interval: float = attrs.field(default=15.0, validator=_SECONDS)
+    backoff: float = attrs.field(default=1.5, validator=_SECONDS)
+    jitter: float = attrs.field(default=0.5, validator=_NOT_NEGATIVE)
+    timeout: float | None = attrs.field(default=900.0, validator=_OPTIONAL_SECONDS)
+    use_estimate: bool = attrs.field(default=True, kw_only=True, validator=_BOOL)
+    pending_factor: float = attrs.field(default=1.5, kw_only=True, validator=_SECONDS)
 
     def __attrs_post_init__(self) -> None:
         if self.max_interval < self.interval:
@@ -88,18 +58,11 @@ class RetryPolicy:
     they provably did not reach the service (see :class:`SubmissionUncertainError`).
     """
 
-    attempts: int = attrs.field(default=5, validator=_at_least_one)
-    initial: float = attrs.field(default=0.5, validator=_positive)
-    max_wait: float = attrs.field(default=20.0, validator=_positive)
-    timeout: float = attrs.field(default=60.0, validator=_positive)
-    jitter: float = attrs.field(default=1.0, kw_only=True, validator=_not_negative)
-
-
-def _optional_count(_: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise InputError(
-            f"{attribute.name} must be a whole number of at least 1 or None, not {value!r}"
-        )
+    attempts: int = attrs.field(default=5, validator=_COUNT)
+    initial: float = attrs.field(default=0.5, validator=_SECONDS)
+    max_wait: float = attrs.field(default=20.0, validator=_SECONDS)
+    timeout: float = attrs.field(default=60.0, validator=_SECONDS)
+    jitter: float = attrs.field(default=1.0, kw_only=True, validator=_NOT_NEGATIVE)
 
 
 @attrs.frozen
@@ -112,7 +75,7 @@ class RequestBudget:
     ``recovery`` per successful request.
     """
 
-    max_rate: float | None = attrs.field(default=None, validator=_optional_positive)
-    max_connections: int | None = attrs.field(default=None, validator=_optional_count)
-    pause: float = attrs.field(default=1.0, kw_only=True, validator=_positive)
-    recovery: float = attrs.field(default=1.05, kw_only=True, validator=_positive)
+    max_rate: float | None = attrs.field(default=None, validator=_OPTIONAL_SECONDS)
+    max_connections: int | None = attrs.field(default=None, validator=_OPTIONAL_COUNT)
+    pause: float = attrs.field(default=1.0, kw_only=True, validator=_SECONDS)
+    recovery: float = attrs.field(default=1.05, kw_only=True, validator=_SECONDS)

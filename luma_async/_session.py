@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import inspect
 import logging
@@ -28,7 +29,7 @@ from luma_async._convert import (
     usage_from_json,
 )
 from luma_async._download import ProgressCallback, video_url_of
-from luma_async._errors import InputError, WrongTaskError
+from luma_async._errors import InputError, SessionClosedError, WrongTaskError
 from luma_async._http import Transport, backoff
 from luma_async._journal import Journal
 from luma_async._models import (
@@ -44,7 +45,9 @@ from luma_async._models import (
     Usage,
     Video,
 )
+from luma_async._options import DEFAULT_BASE_URL, SessionOptions
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
+from luma_async._validators import check, instance_of
 from luma_async._watch import FollowEnd, Hub, Listener, Subscription
 
 if TYPE_CHECKING:
@@ -55,10 +58,28 @@ __all__ = ["DEFAULT_BASE_URL", "LumaSession"]
 _R = TypeVar("_R", GenerateRequest, ExtendRequest)
 log = logging.getLogger("luma_async")
 
-log = logging.getLogger("luma_async")
-
-DEFAULT_BASE_URL = "https://api.gpt.ge"
 _DEFAULT_CONNECTIONS = 100  # aiohttp's own default connector limit
+
+
+class SessionState(enum.Enum):
+    """Where a :class:`LumaSession` is in its life (httpx's ``ClientState``).
+
+    ``UNOPENED``: made, usable without ``async with`` (its aiohttp session is made on first
+    use).  ``OPENED``: inside its ``async with`` block.  ``CLOSED``: after ``aclose()`` or
+    the block's end; every use raises :class:`SessionClosedError`.  A session goes only
+    forward: UNOPENED -> OPENED -> CLOSED, or UNOPENED -> CLOSED.
+    """
+
+    UNOPENED = "unopened"
+    OPENED = "open"
+    CLOSED = "closed"
+
+
+_OPENED_TWICE = (
+    "cannot open a LumaSession more than once: it is already in use by an 'async with' block"
+)
+_CLOSED = "this LumaSession is closed; create a new one"
+_POLICY = instance_of(PollPolicy)
 
 
 def _user_agent() -> str:
@@ -77,6 +98,11 @@ class LumaSession:
     ``LUMA_API_KEY`` environment variable, ``base_url`` to ``LUMA_BASE_URL`` and then to
     ``https://api.gpt.ge``.  Pass ``session`` to share your own ``aiohttp.ClientSession``: it is
     used and never closed.  ``budget`` limits the session's request rate and concurrency.
+
+    A session lives once: made (usable at once, even without ``async with``; then call
+    :meth:`aclose`), opened by ``async with`` (at most once), closed by :meth:`aclose` or
+    the end of the block (closing again does nothing).  Once closed, every use raises
+    :class:`SessionClosedError`.
     """
 
     def __init__(
@@ -94,72 +120,33 @@ class LumaSession:
         batch_refresh: bool | None = None,
         batch_window: float = 0.05,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("LUMA_API_KEY")
-        if not isinstance(key, str) or not key.strip():
-            raise InputError(
-                "no API key: pass api_key=... or set the LUMA_API_KEY environment variable"
-            )
-        if not (key.isascii() and key.isprintable()) or " " in key:
-            raise InputError(
-                "the API key contains whitespace, control or non-ASCII characters; "
-                "check how it was copied"
-            )
-        url = (
-            base_url
-            if base_url is not None
-            else os.environ.get("LUMA_BASE_URL") or DEFAULT_BASE_URL
+        options = SessionOptions(
+            api_key=api_key,
+            base_url=base_url,
+            session=session,
+            retry=retry,
+            poll=poll,
+            timeout=timeout,
+            budget=budget,
+            max_image_bytes=max_image_bytes,
+            allow_insecure_http=allow_insecure_http,
+            batch_refresh=batch_refresh,
+            batch_window=batch_window,
         )
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise InputError(
-                f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
-            )
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not 0 < timeout < 86_400
-        ):
-            raise InputError(f"timeout must be a positive number of seconds, not {timeout!r}")
-        for name, value, cls in (
-            ("retry", retry, RetryPolicy),
-            ("poll", poll, PollPolicy),
-            ("budget", budget, RequestBudget),
-        ):
-            if value is not None and not isinstance(value, cls):
-                raise InputError(f"{name} must be a {cls.__name__}, not {type(value).__name__}")
-        if (
-            isinstance(max_image_bytes, bool)
-            or not isinstance(max_image_bytes, int)
-            or max_image_bytes < 1
-        ):
-            raise InputError(
-                f"max_image_bytes must be a whole number of bytes of at least 1, "
-                f"not {max_image_bytes!r}"
-            )
-        _inputs.check_bool(allow_insecure_http, "allow_insecure_http")
-        if batch_refresh is not None:
-            _inputs.check_bool(batch_refresh, "batch_refresh")
-        if (
-            isinstance(batch_window, bool)
-            or not isinstance(batch_window, (int, float))
-            or not 0 <= batch_window <= 60
-        ):
-            raise InputError(
-                f"batch_window must be a number of seconds from 0 to 60, not {batch_window!r}"
-            )
-        self.base_url = _inputs.check_base_url(url, allow_insecure=allow_insecure_http)
-        self.retry = retry or RetryPolicy()
-        self.poll_policy = poll or PollPolicy()
-        self.max_image_bytes = max_image_bytes
-        self._session = session
-        self._owns_session = session is None
-        self._entered = False
-        self._closed = False
-        self.budget = Budget(budget)
+        self._options = options
+        self.base_url = options.base_url
+        self.retry = options.retry or RetryPolicy()
+        self.poll_policy = options.poll or PollPolicy()
+        self.max_image_bytes = options.max_image_bytes
+        self._session = options.session
+        self._owns_session = options.session is None
+        self._state = SessionState.UNOPENED
+        self.budget = Budget(options.budget)
         self._transport = Transport(
             base_url=self.base_url,
-            api_key=key,
+            api_key=options.api_key,
             retry=self.retry,
-            timeout=float(timeout),
+            timeout=float(options.timeout),
             user_agent=_user_agent(),
             budget=self.budget,
             client=self._client,
@@ -167,26 +154,25 @@ class LumaSession:
         self._hub = Hub(
             self._transport,
             self._fetch_once,
-            batch=batch_refresh,
-            window=batch_window,
+            batch=options.batch_refresh,
+            window=options.batch_window,
             connections=self.budget.policy.max_connections or _DEFAULT_CONNECTIONS,
         )
         self._callbacks: CallbackReceiver | None = None
 
     def __repr__(self) -> str:
         owner = "own" if self._owns_session else "borrowed"
-        state = "closed" if self._closed else "open"
+        state = self._state.value
         return f"<LumaSession {self.base_url} api_key=*** {owner} aiohttp session, {state}>"
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> LumaSession:
-        if self._closed:
-            raise RuntimeError("this LumaSession is closed; create a new one")
-        if self._entered:
-            raise RuntimeError("this LumaSession is already in use by an 'async with' block")
-        self._entered = True
+        if self._state is SessionState.OPENED:
+            raise RuntimeError(_OPENED_TWICE)
+        self._check_open()
         await self._client()
+        self._state = SessionState.OPENED
         return self
 
     async def __aexit__(
@@ -199,9 +185,9 @@ class LumaSession:
 
     async def aclose(self) -> None:
         """Close the aiohttp session if this object made it. Safe to call twice."""
-        if self._closed:
+        if self._state is SessionState.CLOSED:
             return
-        self._closed = True
+        self._state = SessionState.CLOSED
         receiver, self._callbacks = self._callbacks, None
         if receiver is not None:  # first: no callback may wake a poller being cancelled
             await receiver.close()
@@ -212,11 +198,10 @@ class LumaSession:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._state is SessionState.CLOSED
 
     async def _client(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise RuntimeError("this LumaSession is closed; create a new one")
+        self._check_open()
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
@@ -677,15 +662,13 @@ class LumaSession:
             current = done.id
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("this LumaSession is closed; create a new one")
+        if self._state is SessionState.CLOSED:
+            raise SessionClosedError(_CLOSED)
 
     def _policy(self, policy: PollPolicy | None) -> PollPolicy:
         if policy is None:
             return self.poll_policy
-        if not isinstance(policy, PollPolicy):
-            raise InputError(f"policy must be a PollPolicy, not {type(policy).__name__}")
-        return policy
+        return check(policy, "policy", _POLICY)
 
 
 def _listed(values: Iterable[str], name: str) -> list[str]:

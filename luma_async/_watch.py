@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from luma_async import _clock
-from luma_async._errors import LumaError, PollTimeoutError, TaskFailedError
+from luma_async._errors import PollTimeoutError, SessionClosedError, TaskFailedError
 from luma_async._models import FinishedTask, StateChange, Task
 from luma_async._poll import follow
 from luma_async._refresh import Refresher
@@ -78,10 +78,6 @@ class _Bucket:
     def delay(self) -> float:
         """Seconds until the next token (0 when one is there)."""
         return 0.0 if self.ready() else max((1 - self._tokens) / self._rate, 1e-3)
-
-
-class SessionClosedError(LumaError, RuntimeError):
-    """The session was closed while a task was being followed."""
 
 
 class Subscription:
