@@ -158,7 +158,9 @@ async def test_a_forged_completed_body_is_not_believed() -> None:
 async def test_a_storm_of_duplicates_changes_nothing_and_costs_few_requests(
     batch_endpoint: bool,
 ) -> None:
-    options = {"pending_seconds": 20, "processing_seconds": 30}  # a task lasts 1 s
+    # A task lasts 3 s (50 emulated seconds at 0.06): long enough that submitting 20 of them
+    # on a loaded machine does not outlast a state, short enough for a quick test.
+    options = {"pending_seconds": 20, "processing_seconds": 30, "time_scale": 0.06}
     async with live(batch_endpoint=batch_endpoint, **options) as (emu, luma):
         emu.callback_duplicates = 20
         receiver = await luma.start_callbacks()
@@ -169,7 +171,7 @@ async def test_a_storm_of_duplicates_changes_nothing_and_costs_few_requests(
             async for change in luma.watch_many(states):
                 states[change.task_id].append(change.state)
 
-        await asyncio.wait_for(follow(), timeout=10.0)
+        await asyncio.wait_for(follow(), timeout=30.0)
         await until(lambda: not emu._deliveries)  # let the last duplicates land
 
         assert all(monotone(s) and s[-1] == "completed" for s in states.values()), states
