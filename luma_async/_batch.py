@@ -3,7 +3,7 @@
 At most ``concurrency`` requests are in flight (submitted and not yet finished) at any time.
 A failure of one item becomes that item's :class:`BatchResult`; with ``fail_fast`` the batch
 stops after it.  However the batch ends (finished, broken out of, cancelled), its workers are
-cancelled and every task it submitted but did not see finish is listed in
+cancelled and every task it submitted but did not hand to the consumer as ended is listed in
 :attr:`Batch.in_flight` and logged, so no paid task is lost track of.
 
 Each request goes through three small steps: send it (:meth:`Batch._send`), follow its task
@@ -94,7 +94,7 @@ class Batch:
         self.fail_fast = fail_fast
         #: task id -> request, for every request the service accepted.
         self.submitted: dict[str, ExtendRequest] = {}
-        #: task ids that reached an end (finished or failed) while the batch watched.
+        #: task ids whose end (finished or failed) was handed to the consumer.
         self.ended: set[str] = set()
         #: requests whose submission was cut off by cancellation: they may or may not exist.
         self.uncertain: list[ExtendRequest] = []
@@ -177,12 +177,10 @@ class Batch:
         try:
             done = await self._follow(task_id, first)
         except TaskFailedError as exc:
-            self.ended.add(task_id)
             self._writer.failed(key, exc.task)
             return BatchResult(request, error=exc, task_id=task_id)
         except LumaError as exc:  # not seen to end (a timeout, say): it stays in flight
             return BatchResult(request, error=exc, task_id=task_id)
-        self.ended.add(task_id)
         self._writer.finished(key, done)
         return BatchResult(request, task=done, task_id=task_id)
 
@@ -199,11 +197,9 @@ class Batch:
         task = entry.task
         if task is not None and entry.state is JournalState.FINISHED:
             self.submitted[task.id] = request
-            self.ended.add(task.id)
             return BatchResult(request, task=task, task_id=task.id)
         if task is not None and entry.state is JournalState.FAILED:
             self.submitted[task.id] = request
-            self.ended.add(task.id)
             return BatchResult(request, error=TaskFailedError(task), task_id=task.id)
         if entry.state is JournalState.SUBMITTED and entry.task_id is not None:
             return entry.task_id
@@ -240,11 +236,13 @@ class Batch:
                     continue
                 if isinstance(item, _Crash):
                     raise item.error
+                self._hand_over(item)
                 yield item
                 if self.fail_fast and item.error is not None:
                     self._stopping = True
                     raise item.error
         finally:
+            # Results still queued were never handed over: their tasks stay in flight.
             self._stopping = True
             for task in workers:
                 task.cancel()
@@ -292,6 +290,12 @@ class Batch:
         else:
             for request in self._requests:
                 yield request
+
+    def _hand_over(self, result: BatchResult) -> None:
+        """The consumer gets ``result``: if its task ended, it is no longer in flight."""
+        ended = result.task is not None or isinstance(result.error, TaskFailedError)
+        if result.task_id is not None and ended:
+            self.ended.add(result.task_id)
 
     def _open_journal(self) -> None:
         if self._journal_path is not None:
