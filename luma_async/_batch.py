@@ -6,12 +6,10 @@ stops after it.  However the batch ends (finished, broken out of, cancelled), it
 cancelled and every task it submitted but did not hand to the consumer as ended is listed in
 :attr:`Batch.in_flight` and logged, so no paid task is lost track of.
 
-Each request goes through three small steps: send it (:meth:`Batch._send`), follow its task
-(:meth:`Batch._watch`), then the after-hook (a download).  Every step is recorded through a
-:class:`~luma_async._journal.JournalWriter`: the journal's, or a :class:`NullJournal` that
-records nothing, so the steps never ask whether there is a journal.
-
-:func:`make_batch` wires a batch to a session (what ``LumaSession.extend_many`` returns).
+Each request takes three small steps: send (``_send``), follow (``_watch``), after-hook (a
+download), each recorded through a ``JournalWriter``: the journal's, or a ``NullJournal``
+that records nothing, so no step asks whether there is a journal.  :func:`make_batch` wires
+a batch to a session: it is what ``LumaSession.extend_many`` returns.
 """
 
 from __future__ import annotations
