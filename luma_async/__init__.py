@@ -36,7 +36,7 @@ from luma_async._errors import (
     UpstreamAuthenticationError,
     WrongTaskError,
 )
-from luma_async._journal import Journal, JournalEntry
+from luma_async._journal import Journal, JournalEntry, JournalState
 from luma_async._models import (
     Account,
     BatchResult,
@@ -97,6 +97,7 @@ __all__ = [
     "InputError",
     "Journal",
     "JournalEntry",
+    "JournalState",
     "Listener",
     "LumaError",
     "LumaSession",

@@ -3,29 +3,41 @@
 At most ``concurrency`` requests are in flight (submitted and not yet finished) at any time.
 A failure of one item becomes that item's :class:`BatchResult`; with ``fail_fast`` the batch
 stops after it.  However the batch ends (finished, broken out of, cancelled), its workers are
-cancelled and every task it submitted but did not see finish is listed in
+cancelled and every task it submitted but did not hand to the consumer as ended is listed in
 :attr:`Batch.in_flight` and logged, so no paid task is lost track of.
+
+Each request takes three small steps: send (``_send``), follow (``_watch``), after-hook (a
+download), each recorded through a ``JournalWriter``: the journal's, or a ``NullJournal``
+that records nothing, so no step asks whether there is a journal.  :func:`make_batch` wires
+a batch to a session: it is what ``LumaSession.extend_many`` returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+import attrs
+
+from luma_async import _inputs
 from luma_async._errors import InputError, LumaError, SubmissionUncertainError, TaskFailedError
-from luma_async._journal import Journal
+from luma_async._journal import Journal, JournalState, NullJournal, writer_of
+from luma_async._journal_file import check_journal_path
 from luma_async._models import BatchResult, ExtendRequest, Task
 from luma_async._validators import check, whole
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from luma_async._journal import JournalEntry
+    from luma_async._journal import JournalEntry, JournalWriter
+    from luma_async._models import FinishedTask, StateChange
+    from luma_async._policy import PollPolicy
 
-__all__ = ["Batch"]
+__all__ = ["Batch", "make_batch"]
 
 log = logging.getLogger("luma_async")
 
@@ -69,21 +81,22 @@ class Batch:
         self._submit = submit
         self._follow = follow
         self._after = after
-        # A journal given by path is opened when the batch starts and closed when it ends,
-        # so a batch that is never iterated leaves no database open.
+        # A journal given by path is opened (and created) when the batch starts and closed
+        # when it ends, so a batch that is never iterated leaves no file behind.
         self.journal = journal if isinstance(journal, Journal) else None
         self._journal_path = None if journal is None or isinstance(journal, Journal) else journal
+        self._writer: JournalWriter = NullJournal()
         self.concurrency = concurrency
         self.fail_fast = fail_fast
         #: task id -> request, for every request the service accepted.
         self.submitted: dict[str, ExtendRequest] = {}
-        #: task ids that reached an end (finished or failed) while the batch watched.
+        #: task ids whose end (finished or failed) was handed to the consumer.
         self.ended: set[str] = set()
         #: requests whose submission was cut off by cancellation: they may or may not exist.
         self.uncertain: list[ExtendRequest] = []
-        self._submitting: list[ExtendRequest] = []  # a list: a bad item may be unhashable
         self._running = 0
         self.peak_running = 0
+        self._stopping = False
         self._results = self._run()
 
     @property
@@ -111,15 +124,9 @@ class Batch:
     ) -> None:
         await self.aclose()
 
-    async def _requests_iter(self) -> AsyncGenerator[ExtendRequest, None]:
-        if isinstance(self._requests, AsyncIterable):
-            async for request in self._requests:
-                yield request
-        else:
-            for request in self._requests:
-                yield request
+    # -- one request: send, follow, after-hook ---------------------------------------------
 
-    async def _one(self, request: object, key: str | None) -> BatchResult:
+    async def _one(self, request: object, key: str) -> BatchResult:
         if not isinstance(request, ExtendRequest):
             return BatchResult(
                 request,  # type: ignore[arg-type]  # reported back as given
@@ -127,122 +134,94 @@ class Batch:
                     f"a batch takes ExtendRequest items, not {type(request).__name__}"
                 ),
             )
-        journal = self.journal if key is not None else None
-        # Checked and claimed in one transaction: ``submitting`` is on disk before the POST.
-        entry = None if journal is None or key is None else journal.claim(key, request)
-        if entry is not None:
-            recorded = self._recorded(request, entry)
-            if recorded is not None:
-                return recorded
         first: Task | None = None
-        task_id = entry.task_id if entry is not None and entry.state == "submitted" else None
-        if task_id is None:
-            self._submitting.append(request)
-            try:
-                first = await self._submit(request)
-            except SubmissionUncertainError as exc:
-                if journal is not None and key is not None:
-                    journal.mark_uncertain(key, str(exc), task_id=exc.task_id)
-                return BatchResult(request, error=exc)
-            except LumaError as exc:
-                if journal is not None and key is not None:
-                    journal.rejected(key, str(exc))
-                return BatchResult(request, error=exc)
-            except asyncio.CancelledError:
-                # Stopped mid-POST: the service may have created the task; say so, never guess.
-                self.uncertain.append(request)
-                raise
-            finally:
-                self._submitting.remove(request)
-            task_id = first.id
-            if journal is not None and key is not None:
-                journal.submitted(key, first)
+        entry = self._writer.claim(key, request)  # on disk before the POST, in one transaction
+        if entry is None:
+            sent = await self._send(request, key)
+            if isinstance(sent, BatchResult):
+                return sent
+            task_id, first = sent.id, sent
+        else:
+            resumed = self._resume(request, entry)
+            if isinstance(resumed, BatchResult):
+                return resumed
+            task_id = resumed
         self.submitted[task_id] = request
+        result = await self._watch(request, key, task_id, first)
+        return await self._after_hook(result)
+
+    async def _send(self, request: ExtendRequest, key: str) -> Task | BatchResult:
+        """The paid POST: its task, or the result that says why there is none."""
+        try:
+            first = await self._submit(request)
+        except SubmissionUncertainError as exc:
+            self._writer.uncertain(key, str(exc), task_id=exc.task_id)
+            return BatchResult(request, error=exc)
+        except LumaError as exc:
+            self._writer.rejected(key, str(exc))
+            return BatchResult(request, error=exc)
+        except asyncio.CancelledError:
+            # Stopped mid-POST: the service may have created the task; say so, never guess.
+            self.uncertain.append(request)
+            raise
+        self._writer.submitted(key, first)
+        return first
+
+    async def _watch(
+        self, request: ExtendRequest, key: str, task_id: str, first: Task | None
+    ) -> BatchResult:
         try:
             done = await self._follow(task_id, first)
         except TaskFailedError as exc:
-            self.ended.add(task_id)
-            if journal is not None and key is not None:
-                journal.failed(key, exc.task)
+            self._writer.failed(key, exc.task)
             return BatchResult(request, error=exc, task_id=task_id)
-        except LumaError as exc:
+        except LumaError as exc:  # not seen to end (a timeout, say): it stays in flight
             return BatchResult(request, error=exc, task_id=task_id)
-        self.ended.add(task_id)
-        if journal is not None and key is not None:
-            journal.finished(key, done)
-        result = BatchResult(request, task=done, task_id=task_id)
-        if self._after is not None:
-            try:
-                result = await self._after(result)
-            except LumaError as exc:
-                return BatchResult(request, task=done, task_id=task_id, error=exc)
-        return result
+        self._writer.finished(key, done)
+        return BatchResult(request, task=done, task_id=task_id)
 
-    def _recorded(self, request: ExtendRequest, entry: JournalEntry) -> BatchResult | None:
-        """The result a journal already holds, or None when the request must (re)run."""
-        if entry.state == "finished" and entry.task is not None:
-            self.submitted[entry.task.id] = request
-            self.ended.add(entry.task.id)
-            return BatchResult(request, task=entry.task, task_id=entry.task.id)
-        if entry.state == "failed" and entry.task is not None:
-            self.submitted[entry.task.id] = request
-            self.ended.add(entry.task.id)
-            return BatchResult(request, error=TaskFailedError(entry.task), task_id=entry.task.id)
-        if entry.state in ("submitting", "uncertain"):
-            assert self.journal is not None
-            why = entry.error or "the process stopped while this request was being submitted"
-            self.journal.mark_uncertain(entry.key, why)
-            error = SubmissionUncertainError(
-                f"extend {request.task_id}: {why}. It may have created a task, so it is not "
-                f"sent again; check your tasks, then Journal.resolve({entry.key!r}, task_id=...)",
-                method="POST",
-                path=f"/luma/generations/{request.task_id}/extend",
-                request=request,
-                task_id=entry.task_id,
-            )
-            return BatchResult(request, error=error)
-        return None  # submitted (follow it again) or rejected (send it again)
+    async def _after_hook(self, result: BatchResult) -> BatchResult:
+        if self._after is None or not result.ok:
+            return result
+        try:
+            return await self._after(result)
+        except LumaError as exc:
+            return attrs.evolve(result, error=exc)
+
+    def _resume(self, request: ExtendRequest, entry: JournalEntry) -> BatchResult | str:
+        """What a journal row already says: the result, or the task id to follow again."""
+        task = entry.task
+        if task is not None and entry.state is JournalState.FINISHED:
+            self.submitted[task.id] = request
+            return BatchResult(request, task=task, task_id=task.id)
+        if task is not None and entry.state is JournalState.FAILED:
+            self.submitted[task.id] = request
+            return BatchResult(request, error=TaskFailedError(task), task_id=task.id)
+        if entry.state is JournalState.SUBMITTED and entry.task_id is not None:
+            return entry.task_id
+        why = entry.error or "the process stopped while this request was being submitted"
+        self._writer.uncertain(entry.key, why)
+        error = SubmissionUncertainError(
+            f"extend {request.task_id}: {why}. It may have created a task, so it is not "
+            f"sent again; check your tasks, then Journal.resolve({entry.key!r}, task_id=...)",
+            method="POST",
+            path=f"/luma/generations/{request.task_id}/extend",
+            request=request,
+            task_id=entry.task_id,
+        )
+        return BatchResult(request, error=error)
+
+    # -- the pool ---------------------------------------------------------------------------
 
     async def _run(self) -> AsyncGenerator[BatchResult, None]:
+        self._open_journal()  # before any request: an unusable journal is an InputError
         results: asyncio.Queue[BatchResult | _Crash | None] = asyncio.Queue()
-        if self._journal_path is not None:
-            self.journal = Journal(self._journal_path)
-        if self.journal is not None:
-            self.journal.start_batch()
         source = self._requests_iter()
-        lock = asyncio.Lock()
-        stopping = False
-
-        async def next_request() -> tuple[ExtendRequest, str | None] | None:
-            async with lock:  # one reader of the (possibly async) source at a time
-                if stopping:
-                    return None
-                try:
-                    request = await source.__anext__()
-                except StopAsyncIteration:
-                    return None
-                journal = self.journal
-                usable = journal is not None and isinstance(request, ExtendRequest)
-                return request, journal.key_for(request) if usable else None  # type: ignore[union-attr]
-
-        async def worker() -> None:
-            try:
-                while (item := await next_request()) is not None:
-                    self._running += 1
-                    self.peak_running = max(self.peak_running, self._running)
-                    try:
-                        result = await self._one(*item)
-                    finally:
-                        self._running -= 1
-                    results.put_nowait(result)
-            except Exception as exc:  # noqa: BLE001 - handed to the consumer
-                results.put_nowait(_Crash(exc))
-            finally:
-                results.put_nowait(None)
-
+        lock = asyncio.Lock()  # one reader of the (possibly async) source at a time
         loop = asyncio.get_running_loop()
         workers = [
-            loop.create_task(worker(), name=f"luma-batch-{i}") for i in range(self.concurrency)
+            loop.create_task(self._worker(source, lock, results), name=f"luma-batch-{i}")
+            for i in range(self.concurrency)
         ]
         alive = len(workers)
         try:
@@ -253,27 +232,167 @@ class Batch:
                     continue
                 if isinstance(item, _Crash):
                     raise item.error
+                self._hand_over(item)
                 yield item
                 if self.fail_fast and item.error is not None:
-                    stopping = True
+                    self._stopping = True
                     raise item.error
         finally:
-            stopping = True
+            # Results still queued were never handed over: their tasks stay in flight.
+            self._stopping = True
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             await source.aclose()
-            if self._journal_path is not None and self.journal is not None:
-                self.journal.close()
-            if self.uncertain:
-                log.warning(
-                    "batch stopped while submitting %d request(s); they may have created tasks: %s",
-                    len(self.uncertain),
-                    "; ".join(repr(r) for r in self.uncertain),
-                )
-            if self.in_flight:
-                log.warning(
-                    "batch stopped with %d submitted task(s) not seen to finish: %s",
-                    len(self.in_flight),
-                    ", ".join(self.in_flight),
-                )
+            self._close_journal()
+            self._log_unfinished()
+
+    async def _worker(
+        self,
+        source: AsyncGenerator[ExtendRequest, None],
+        lock: asyncio.Lock,
+        results: asyncio.Queue[BatchResult | _Crash | None],
+    ) -> None:
+        try:
+            while (request := await self._next(source, lock)) is not None:
+                key = self._writer.key_for(request) if isinstance(request, ExtendRequest) else ""
+                self._running += 1
+                self.peak_running = max(self.peak_running, self._running)
+                try:
+                    result = await self._one(request, key)
+                finally:
+                    self._running -= 1
+                results.put_nowait(result)
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer
+            results.put_nowait(_Crash(exc))
+        finally:
+            results.put_nowait(None)
+
+    async def _next(
+        self, source: AsyncGenerator[ExtendRequest, None], lock: asyncio.Lock
+    ) -> ExtendRequest | None:
+        async with lock:
+            if self._stopping:
+                return None
+            try:
+                return await source.__anext__()
+            except StopAsyncIteration:
+                return None
+
+    async def _requests_iter(self) -> AsyncGenerator[ExtendRequest, None]:
+        if isinstance(self._requests, AsyncIterable):
+            async for request in self._requests:
+                yield request
+        else:
+            for request in self._requests:
+                yield request
+
+    def _hand_over(self, result: BatchResult) -> None:
+        """The consumer gets ``result``: if its task ended, it is no longer in flight."""
+        ended = result.task is not None or isinstance(result.error, TaskFailedError)
+        if result.task_id is not None and ended:
+            self.ended.add(result.task_id)
+
+    def _open_journal(self) -> None:
+        if self._journal_path is not None:
+            self.journal = Journal(self._journal_path)
+        if self.journal is not None:
+            self._writer = writer_of(self.journal)
+        self._writer.begin()
+
+    def _close_journal(self) -> None:
+        if self._journal_path is not None and self.journal is not None:
+            self.journal.close()
+
+    def _log_unfinished(self) -> None:
+        if self.uncertain:
+            log.warning(
+                "batch stopped while submitting %d request(s); they may have created tasks: %s",
+                len(self.uncertain),
+                "; ".join(repr(r) for r in self.uncertain),
+            )
+        if self.in_flight:
+            log.warning(
+                "batch stopped with %d submitted task(s) not seen to finish: %s",
+                len(self.in_flight),
+                ", ".join(self.in_flight),
+            )
+
+
+# -- wiring a batch to a session ------------------------------------------------------------
+
+
+class _Session(Protocol):
+    """What a batch uses of a :class:`LumaSession`."""
+
+    async def submit_extend(self, request: ExtendRequest, /) -> Task: ...
+
+    async def wait(
+        self,
+        task_id: str,
+        /,
+        *,
+        policy: PollPolicy | None = ...,
+        first: Task | None = ...,
+        on_change: Callable[[StateChange], object] | None = ...,
+    ) -> FinishedTask: ...
+
+    async def download(self, task: Task, dest: Path, /, *, watermark: bool = ...) -> Path: ...
+
+
+def make_batch(
+    session: _Session,
+    requests: Iterable[ExtendRequest] | AsyncIterable[ExtendRequest],
+    *,
+    concurrency: int,
+    fail_fast: bool,
+    policy: PollPolicy,
+    journal: Journal | str | Path | None,
+    download_to: Path | str | None,
+    watermark: bool,
+    on_change: Callable[[StateChange], object] | None,
+) -> Batch:
+    """The batch ``session.extend_many`` returns, every argument checked before it runs.
+
+    A journal path is checked (in use, locked, read-only, not sqlite: :class:`InputError`)
+    without creating anything; the batch creates it when it starts.
+    """
+    _inputs.check_bool(fail_fast, "fail_fast")
+    _inputs.check_bool(watermark, "watermark")
+    if on_change is not None and not callable(on_change):
+        raise InputError(
+            f"on_change must be a function or coroutine function, not {type(on_change).__name__}"
+        )
+
+    async def follow(task_id: str, first: Task | None) -> Task:
+        return await session.wait(task_id, policy=policy, first=first, on_change=on_change)
+
+    after = None if download_to is None else _downloader(session, download_to, watermark)
+    batch = Batch(
+        requests,
+        submit=session.submit_extend,
+        follow=follow,
+        concurrency=concurrency,
+        fail_fast=fail_fast,
+        journal=journal,
+        after=after,
+    )
+    if journal is not None and not isinstance(journal, Journal):
+        check_journal_path(journal)
+    return batch
+
+
+def _downloader(session: _Session, download_to: Path | str, watermark: bool) -> AfterFinish:
+    """The after-hook that downloads each finished video into ``download_to``."""
+    if not isinstance(download_to, (str, os.PathLike)):
+        raise InputError(f"download_to must be a directory path, not {type(download_to).__name__}")
+    folder = Path(download_to)
+    if not folder.is_dir():
+        raise InputError(f"download_to {folder} is not an existing directory")
+
+    async def download_result(result: BatchResult) -> BatchResult:
+        assert result.task is not None
+        path = await session.download(result.task, folder, watermark=watermark)
+        return attrs.evolve(result, path=path)
+
+    return download_result

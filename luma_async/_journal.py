@@ -15,50 +15,71 @@ journal and requests, a batch
 
 It is plain ``sqlite3`` in WAL mode with ``synchronous=FULL``: every state change is on disk
 before the batch moves on.
+
+:class:`Journal` is what users hold: it reads rows and settles uncertain ones.  The steps a
+batch records go through a :class:`JournalWriter` (this module's private write protocol):
+:func:`writer_of` a journal writes to its database, :class:`NullJournal` (a batch without a
+journal) writes nothing and has every request run.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
-import os
 import sqlite3
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import attrs
 
-if sys.platform == "win32":  # pragma: no cover - POSIX in CI
-    import msvcrt
-else:
-    import fcntl
-
 from luma_async._convert import task_from_json, task_to_json
 from luma_async._errors import InputError
+from luma_async._journal_file import checked_path, hold, open_database
 from luma_async._models import ExtendRequest, Task
 
-__all__ = ["Journal", "JournalEntry", "request_fingerprint"]
+__all__ = [
+    "Journal",
+    "JournalEntry",
+    "JournalState",
+    "JournalWriter",
+    "NullJournal",
+    "request_fingerprint",
+    "writer_of",
+]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    key        TEXT PRIMARY KEY,
-    request    TEXT NOT NULL,
-    state      TEXT NOT NULL,
-    task_id    TEXT,
-    task       TEXT,
-    error      TEXT,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS requests_state ON requests (state);
-"""
 
-_PROBE_WAIT_MS = 1000  # how long opening waits for another program's write lock
-_BUSY_WAIT_MS = 5000  # sqlite3's default, for every later step
+class JournalState(str, enum.Enum):
+    """Where a request of a journaled batch stands; equal to the string stored on disk."""
 
-STATES = ("submitting", "submitted", "finished", "failed", "uncertain", "rejected")
+    #: claimed, and its POST may be on the way: if the process dies now, it is uncertain.
+    SUBMITTING = "submitting"
+    #: the service answered with a task id: a rerun follows that task.
+    SUBMITTED = "submitted"
+    #: the task ended with its video.
+    FINISHED = "finished"
+    #: the task ended in failure.
+    FAILED = "failed"
+    #: it may or may not have created a task: never sent again until :meth:`Journal.resolve`.
+    UNCERTAIN = "uncertain"
+    #: the service refused it (nothing was created): a rerun sends it again.
+    REJECTED = "rejected"
+
+    __hash__ = str.__hash__  # ``{JournalState.FINISHED} == {"finished"}`` on every Python
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _state(value: object) -> JournalState:
+    """A state given by a user (member or string), or an InputError that lists the states."""
+    try:
+        return JournalState(value)
+    except ValueError:
+        names = ", ".join(state.value for state in JournalState)
+        raise InputError(f"journal state must be one of {names}, not {value!r}") from None
 
 
 def _image_fingerprint(value: object) -> object:
@@ -79,12 +100,11 @@ def request_fingerprint(request: ExtendRequest) -> str:
 
 @attrs.frozen
 class JournalEntry:
-    """One request's row: ``state`` is one of submitting, submitted, finished, failed,
-    uncertain, rejected."""
+    """One request's row, in the :class:`JournalState` ``state``."""
 
     key: str
     request: dict[str, Any]
-    state: str
+    state: JournalState
     task_id: str | None
     task: Task | None
     error: str | None
@@ -93,53 +113,19 @@ class JournalEntry:
 class Journal:
     """The sqlite3 journal of one batch (or several batches over time).
 
-    Use one journal per batch of requests; open it again after a crash to resume.
+    Use one journal per batch of requests; open it again after a crash to resume.  Only a
+    batch writes its steps; a user reads the rows and settles uncertain ones (:meth:`resolve`).
     """
 
     def __init__(self, path: str | Path) -> None:
-        if not isinstance(path, (str, Path)) or not str(path):
-            raise InputError(f"journal must be a file path, not {path!r}")
-        self.path = Path(path)
-        if self.path.is_dir():
-            raise InputError(f"journal {path!r} is a directory; give the path of a file")
-        self._lock = _hold(self.path)  # one process (one Journal) at a time
+        self.path = checked_path(path)
+        self._lock = hold(self.path)  # one process (one Journal) at a time
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-        except (sqlite3.Error, ValueError) as exc:  # ValueError: a NUL in the path
+            self._db = open_database(self.path, path, setup=True)
+        except BaseException:
             self._lock.close()
-            raise InputError(f"journal {path!r} cannot be opened as sqlite3: {exc}") from exc
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._check_writable()
-        except (sqlite3.Error, InputError) as exc:
-            self._db.close()  # not left open for the garbage collector
-            self._lock.close()
-            if isinstance(exc, InputError):
-                raise
-            raise InputError(f"journal {self.path} cannot be opened as sqlite3: {exc}") from exc
-        self._seen: dict[str, int] = {}
-
-    def _check_writable(self) -> None:
-        """Fail now, before any request is sent, if the batch could not record its steps."""
-        self._db.execute(f"PRAGMA busy_timeout = {_PROBE_WAIT_MS}")
-        try:
-            self._db.execute("BEGIN IMMEDIATE")  # takes the write lock, as every step will
-            try:
-                (version,) = self._db.execute("PRAGMA user_version").fetchone()
-                self._db.execute(f"PRAGMA user_version = {int(version)}")  # a write, undone
-            finally:
-                self._db.execute("ROLLBACK")
-        except sqlite3.OperationalError as exc:
-            why = str(exc)
-            if "locked" in why or "busy" in why:
-                why = f"it is locked by another program ({why}); close that program first"
-            elif "readonly" in why or "read-only" in why:
-                why = f"it cannot be written ({why}); the batch must record every step"
-            raise InputError(f"journal {self.path} is not usable: {why}") from exc
-        finally:
-            self._db.execute(f"PRAGMA busy_timeout = {_BUSY_WAIT_MS}")
+            raise
+        self._writer = _SqliteWriter(self._db)
 
     def close(self) -> None:
         self._db.close()
@@ -151,31 +137,21 @@ class Journal:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- keys ------------------------------------------------------------------------------
-
-    def start_batch(self) -> None:
-        """Rank identical requests from zero again: each batch run sees them in order."""
-        self._seen.clear()
-
     def key_for(self, request: ExtendRequest) -> str:
         """The row key: the request's fingerprint and its rank among identical requests."""
-        fingerprint = request_fingerprint(request)
-        rank = self._seen.get(fingerprint, 0)
-        self._seen[fingerprint] = rank + 1
-        return f"{fingerprint}:{rank}"
+        return self._writer.key_for(request)
 
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, key: str) -> JournalEntry | None:
-        row = self._db.execute(
-            "SELECT key, request, state, task_id, task, error FROM requests WHERE key = ?", (key,)
-        ).fetchone()
-        return None if row is None else _entry(row)
+        return _get(self._db, key)
 
-    def entries(self, state: str | None = None) -> Iterator[JournalEntry]:
+    def entries(self, state: JournalState | str | None = None) -> Iterator[JournalEntry]:
+        """Every row in key order, or only those in ``state`` (a :class:`JournalState` or
+        its string)."""
         query = "SELECT key, request, state, task_id, task, error FROM requests"
         rows = (
-            self._db.execute(query + " WHERE state = ? ORDER BY key", (state,))
+            self._db.execute(query + " WHERE state = ? ORDER BY key", (_state(state).value,))
             if state is not None
             else self._db.execute(query + " ORDER BY key")
         )
@@ -184,23 +160,109 @@ class Journal:
 
     def uncertain(self) -> list[JournalEntry]:
         """Requests that may or may not have created a task: look, then :meth:`resolve`."""
-        return list(self.entries("uncertain")) + list(self.entries("submitting"))
+        return [*self.entries(JournalState.UNCERTAIN), *self.entries(JournalState.SUBMITTING)]
 
-    # -- writing (each a committed transaction) ----------------------------------------------
+    def resolve(self, key: str, *, task_id: str | None) -> None:
+        """Settle an uncertain request: it created ``task_id`` (follow it), or nothing (``None``:
+        it will be submitted again by the next run)."""
+        entry = self.get(key)
+        if entry is None or entry.state not in _UNSURE:
+            raise InputError(f"journal has no uncertain request {key!r}")
+        if task_id is None:
+            self._writer.write(key, JournalState.REJECTED, error="resolved: no task was created")
+        else:
+            self._writer.write(key, JournalState.SUBMITTED, task_id=task_id, error=None)
 
-    def _write(self, key: str, request: ExtendRequest | None, state: str, **fields: Any) -> None:
-        columns = {"state": state, "updated_at": time.time(), **fields}
-        if request is not None:
-            self._db.execute(
-                "INSERT INTO requests (key, request, state, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(key) DO NOTHING",
-                (
-                    key,
-                    json.dumps(_request_json(request), default=repr),
-                    state,
-                    columns["updated_at"],
-                ),
-            )
+
+_UNSURE = (JournalState.UNCERTAIN, JournalState.SUBMITTING)
+_STORED = {state.value: state for state in JournalState}
+
+
+# -- the write protocol of a batch ------------------------------------------------------------
+
+
+class JournalWriter(Protocol):
+    """The steps a batch records, each a committed transaction before the batch goes on."""
+
+    def begin(self) -> None:
+        """A batch run starts: identical requests are ranked from zero again."""
+        ...
+
+    def key_for(self, request: ExtendRequest) -> str:
+        """The request's row key (see :meth:`Journal.key_for`)."""
+        ...
+
+    def claim(self, key: str, request: ExtendRequest) -> JournalEntry | None:
+        """``None``: send the request (it is now ``submitting``); else the row as recorded,
+        which must not be sent."""
+        ...
+
+    def submitted(self, key: str, task: Task) -> None: ...
+
+    def finished(self, key: str, task: Task) -> None: ...
+
+    def failed(self, key: str, task: Task) -> None: ...
+
+    def uncertain(self, key: str, error: str, *, task_id: str | None = None) -> None:
+        """The request may have created a task (``task_id``, when its answer named one)."""
+        ...
+
+    def rejected(self, key: str, error: str) -> None:
+        """The service refused the request (nothing created): it may be sent again."""
+        ...
+
+
+class NullJournal:
+    """The journal of a batch run without one: records nothing, and every request runs."""
+
+    def begin(self) -> None:
+        pass
+
+    def key_for(self, request: ExtendRequest) -> str:
+        return ""
+
+    def claim(self, key: str, request: ExtendRequest) -> JournalEntry | None:
+        return None
+
+    def submitted(self, key: str, task: Task) -> None:
+        pass
+
+    def finished(self, key: str, task: Task) -> None:
+        pass
+
+    def failed(self, key: str, task: Task) -> None:
+        pass
+
+    def uncertain(self, key: str, error: str, *, task_id: str | None = None) -> None:
+        pass
+
+    def rejected(self, key: str, error: str) -> None:
+        pass
+
+
+def writer_of(journal: Journal) -> JournalWriter:
+    """What a batch records its steps through: the journal's own database."""
+    return journal._writer  # noqa: SLF001 - the batch is the one writer besides resolve
+
+
+class _SqliteWriter:
+    """:class:`JournalWriter` over a journal's open database."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._seen: dict[str, int] = {}
+
+    def begin(self) -> None:
+        self._seen.clear()
+
+    def key_for(self, request: ExtendRequest) -> str:
+        fingerprint = request_fingerprint(request)
+        rank = self._seen.get(fingerprint, 0)
+        self._seen[fingerprint] = rank + 1
+        return f"{fingerprint}:{rank}"
+
+    def write(self, key: str, state: JournalState, **fields: Any) -> None:
+        columns = {"state": state.value, "updated_at": time.time(), **fields}
         assignments = ", ".join(f"{name} = ?" for name in columns)
         self._db.execute(
             f"UPDATE requests SET {assignments} WHERE key = ?",  # noqa: S608 - fixed names
@@ -208,16 +270,16 @@ class Journal:
         )
 
     def claim(self, key: str, request: ExtendRequest) -> JournalEntry | None:
-        """Check and claim ``key`` in one transaction.
-
-        ``None``: the request was never sent (or was refused); it is now ``submitting`` and
-        the caller sends it.  Otherwise the entry as recorded, which the caller must not send.
-        """
-        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute("BEGIN IMMEDIATE")  # checked and claimed in one transaction
         try:
-            entry = self.get(key)
-            if entry is None or entry.state == "rejected":
-                self._write(key, request, "submitting", task_id=None, task=None, error=None)
+            entry = _get(self._db, key)
+            if entry is None or entry.state is JournalState.REJECTED:
+                self._db.execute(
+                    "INSERT INTO requests (key, request, state, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(key) DO NOTHING",
+                    (key, json.dumps(_request_json(request), default=repr), "submitting", 0.0),
+                )
+                self.write(key, JournalState.SUBMITTING, task_id=None, task=None, error=None)
                 entry = None
             self._db.execute("COMMIT")
         except BaseException:
@@ -225,76 +287,34 @@ class Journal:
             raise
         return entry
 
-    def submitting(self, key: str, request: ExtendRequest) -> None:
-        """Before the POST: if the process dies now, the request becomes uncertain."""
-        self._write(key, request, "submitting", task_id=None, task=None, error=None)
-
     def submitted(self, key: str, task: Task) -> None:
-        self._write(key, None, "submitted", task_id=task.id, task=json.dumps(task_to_json(task)))
+        self.write(key, JournalState.SUBMITTED, task_id=task.id, task=_task_json(task))
 
     def finished(self, key: str, task: Task) -> None:
-        self._write(key, None, "finished", task_id=task.id, task=json.dumps(task_to_json(task)))
+        self.write(key, JournalState.FINISHED, task_id=task.id, task=_task_json(task))
 
     def failed(self, key: str, task: Task) -> None:
-        self._write(key, None, "failed", task_id=task.id, task=json.dumps(task_to_json(task)))
+        self.write(key, JournalState.FAILED, task_id=task.id, task=_task_json(task))
 
-    def mark_uncertain(self, key: str, error: str, *, task_id: str | None = None) -> None:
-        """The request may have created a task (``task_id``, when its answer named one)."""
+    def uncertain(self, key: str, error: str, *, task_id: str | None = None) -> None:
         if task_id is None:
-            self._write(key, None, "uncertain", error=error)
+            self.write(key, JournalState.UNCERTAIN, error=error)
         else:
-            self._write(key, None, "uncertain", error=error, task_id=task_id)
+            self.write(key, JournalState.UNCERTAIN, error=error, task_id=task_id)
 
     def rejected(self, key: str, error: str) -> None:
-        """The service refused the request (nothing created): it may be sent again."""
-        self._write(key, None, "rejected", error=error)
-
-    def resolve(self, key: str, *, task_id: str | None) -> None:
-        """Settle an uncertain request: it created ``task_id`` (follow it), or nothing (``None``:
-        it will be submitted again by the next run)."""
-        entry = self.get(key)
-        if entry is None or entry.state not in ("uncertain", "submitting"):
-            raise InputError(f"journal has no uncertain request {key!r}")
-        if task_id is None:
-            self._write(key, None, "rejected", error="resolved: no task was created")
-        else:
-            self._write(key, None, "submitted", task_id=task_id, error=None)
+        self.write(key, JournalState.REJECTED, error=error)
 
 
-def _hold(path: Path) -> IO[bytes]:
-    """The open lock file ``<journal>-lock``, locked exclusively for the journal's lifetime.
-
-    A second process (or a second :class:`Journal` on the same file) fails at once with
-    :class:`InputError`: two batches on one journal would race to submit the same requests.
-    The operating system releases the lock when the process ends, even by SIGKILL.
-    """
-    lock_path = path.with_name(path.name + "-lock")
-    try:
-        handle = lock_path.open("a+b")  # held open until Journal.close
-    except (OSError, ValueError) as exc:
-        raise InputError(f"journal {path} cannot be opened: {exc}") from exc
-    try:
-        _lock_exclusive(handle)
-    except OSError as exc:
-        handle.seek(0)
-        holder = handle.read(32).decode(errors="replace").strip() or "unknown"
-        handle.close()
-        raise InputError(
-            f"journal {path} is in use by another batch (process {holder}); two batches on "
-            "one journal could submit the same request twice. Wait for it to end, or use "
-            "another journal"
-        ) from exc
-    handle.truncate(0)
-    handle.write(str(os.getpid()).encode())
-    handle.flush()
-    return handle
+def _get(db: sqlite3.Connection, key: str) -> JournalEntry | None:
+    row = db.execute(
+        "SELECT key, request, state, task_id, task, error FROM requests WHERE key = ?", (key,)
+    ).fetchone()
+    return None if row is None else _entry(row)
 
 
-def _lock_exclusive(handle: IO[bytes]) -> None:
-    if sys.platform == "win32":  # pragma: no cover - POSIX in CI
-        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-    else:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+def _task_json(task: Task) -> str:
+    return json.dumps(task_to_json(task))
 
 
 def _request_json(request: ExtendRequest) -> dict[str, Any]:
@@ -310,10 +330,12 @@ def _request_json(request: ExtendRequest) -> dict[str, Any]:
 
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
     key, request, state, task_id, task, error = row
+    if state not in _STORED:
+        raise InputError(f"journal row {key} is in an unknown state {state!r}")
     return JournalEntry(
         key=key,
         request=json.loads(request),
-        state=state,
+        state=_STORED[state],
         task_id=task_id,
         task=None if task is None else task_from_json(json.loads(task), what="journal"),
         error=error,

@@ -18,7 +18,7 @@ import aiohttp
 import attrs
 
 from luma_async import _clock, _download, _inputs
-from luma_async._batch import AfterFinish, Batch
+from luma_async._batch import Batch, make_batch
 from luma_async._budget import Budget
 from luma_async._convert import (
     account_from_json,
@@ -602,45 +602,16 @@ class LumaSession:
         task, to stream the batch's progress elsewhere.
         """
         self._check_open()
-        chosen = self._policy(policy)
-        _inputs.check_bool(fail_fast, "fail_fast")
-        _inputs.check_bool(watermark, "watermark")
-        if on_change is not None and not callable(on_change):
-            raise InputError(
-                "on_change must be a function or coroutine function, "
-                f"not {type(on_change).__name__}"
-            )
-
-        async def follow(task_id: str, first: Task | None) -> Task:
-            return await self.wait(task_id, policy=chosen, first=first, on_change=on_change)
-
-        after: AfterFinish | None = None
-        if download_to is not None:
-            if not isinstance(download_to, (str, os.PathLike)):
-                raise InputError(
-                    f"download_to must be a directory path, not {type(download_to).__name__}"
-                )
-            folder = Path(download_to)
-            if not folder.is_dir():
-                raise InputError(f"download_to {folder} is not an existing directory")
-
-            async def download_result(result: BatchResult) -> BatchResult:
-                assert result.task is not None
-                path = await self.download(result.task, folder, watermark=watermark)
-                return attrs.evolve(result, path=path)
-
-            after = download_result
-
-        if journal is not None and not isinstance(journal, Journal):
-            Journal(journal).close()  # a bad path is an InputError now; the batch opens it
-        return Batch(
+        return make_batch(
+            self,
             requests,
-            submit=self.submit_extend,
-            follow=follow,
             concurrency=concurrency,
             fail_fast=fail_fast,
+            policy=self._policy(policy),
             journal=journal,
-            after=after,
+            download_to=download_to,
+            watermark=watermark,
+            on_change=on_change,
         )
 
     async def extend_chain(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 import time
 
-from luma_async import ExtendRequest, Journal, LumaSession, PollPolicy
+from luma_async import ExtendRequest, LumaSession, PollPolicy, _journal
 from luma_async._journal import JournalEntry
 
 
@@ -25,15 +26,19 @@ async def main(
 
 
 def _slow_disk() -> None:
-    """Make each journal read take as long as on a slow disk (the window two processes race in)."""
-    read = Journal.get
+    """Make each journal read take as long as on a slow disk (the window two processes race in).
 
-    def get(self: Journal, key: str) -> JournalEntry | None:
-        entry = read(self, key)
+    The read patched is the one a batch's claim makes between taking the write lock and
+    marking the row ``submitting``.
+    """
+    read = _journal._get
+
+    def get(db: sqlite3.Connection, key: str) -> JournalEntry | None:
+        entry = read(db, key)
         time.sleep(0.02)
         return entry
 
-    Journal.get = get  # type: ignore[method-assign]
+    _journal._get = get
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from rich.console import Console
 from luma_async import PollPolicy, StateChange, Task, TaskState, Video, _clock
 from luma_async._cli import EXIT_CODES, demo, main
 from luma_async._cli_view import Reporter
-from luma_async._journal import Journal
+from luma_async._journal import Journal, writer_of
 from luma_async._models import ExtendRequest
 from luma_async.testing import LumaEmulator, virtual_time
 
@@ -520,6 +520,17 @@ def test_journal_list_and_resolve_settle_an_uncertain_request(
     assert "no uncertain request" in capsys.readouterr().err
 
 
+def test_journal_list_refuses_a_state_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    book = tmp_path / "run.sqlite"
+    Journal(book).close()
+    assert main(["journal", "list", str(book), "--state", "done"]) == EXIT_CODES["usage"]
+    err = capsys.readouterr().err
+    assert "must be one of submitting, submitted, finished, failed, uncertain, rejected" in err
+    assert_one_line_error(err)
+
+
 def test_journal_resolve_not_created_submits_again(
     emu: LumaEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -527,8 +538,8 @@ def test_journal_resolve_not_created_submits_again(
     request = ExtendRequest(PARENT, "never sent")
     with Journal(book) as journal:
         key = journal.key_for(request)
-        journal.submitting(key, request)
-        journal.mark_uncertain(key, "cut off")
+        writer_of(journal).claim(key, request)
+        writer_of(journal).uncertain(key, "cut off")
     assert main(["journal", "resolve", str(book), key, "--not-created"]) == 0
     with Journal(book) as journal:
         entry = journal.get(key)

@@ -20,12 +20,13 @@ import pytest_asyncio
 from luma_async import (
     ExtendRequest,
     InputError,
+    JournalState,
     LumaSession,
     PollPolicy,
     SubmissionUncertainError,
     TaskFailedError,
 )
-from luma_async._journal import Journal, request_fingerprint
+from luma_async._journal import Journal, request_fingerprint, writer_of
 from luma_async.testing import LumaEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +89,7 @@ async def test_a_request_cut_off_mid_post_is_flagged_not_resent(
     path = tmp_path / "j.sqlite"
     with Journal(path) as journal:  # what a process killed mid-POST leaves behind
         key = journal.key_for(request)
-        journal.submitting(key, request)
+        writer_of(journal).claim(key, request)
     emulator.reset_records()
 
     results = [r async for r in luma.extend_many([request], journal=path)]
@@ -117,8 +118,8 @@ async def test_resolving_with_a_task_follows_it(
     path = tmp_path / "j.sqlite"
     with Journal(path) as journal:
         key = journal.key_for(request)
-        journal.submitting(key, request)
-        journal.mark_uncertain(key, "killed")
+        writer_of(journal).claim(key, request)
+        writer_of(journal).uncertain(key, "killed")
         journal.resolve(key, task_id=existing.id)
     emulator.reset_records()
     results = [r async for r in luma.extend_many([request], journal=path)]
@@ -164,7 +165,7 @@ def test_journal_rows_and_bad_paths(tmp_path: Path) -> None:
     assert request_fingerprint(request) != request_fingerprint(ExtendRequest("parent-1", "q"))
     with Journal(tmp_path / "j.sqlite") as journal:
         key = journal.key_for(request)
-        journal.submitting(key, request)
+        writer_of(journal).claim(key, request)
         (entry,) = journal.entries()
         assert entry.state == "submitting"
         assert entry.request["image_url"].startswith("sha256:")
@@ -175,6 +176,74 @@ def test_journal_rows_and_bad_paths(tmp_path: Path) -> None:
         Journal("")
     with pytest.raises(InputError):
         Journal(tmp_path)  # a directory
+
+
+def test_journal_states_are_an_enum_equal_to_the_stored_strings(tmp_path: Path) -> None:
+    request = ExtendRequest("parent-1", "p")
+    with Journal(tmp_path / "j.sqlite") as journal:
+        key = journal.key_for(request)
+        writer_of(journal).claim(key, request)
+        writer_of(journal).uncertain(key, "cut off")
+        (entry,) = journal.entries()
+        assert entry.state is JournalState.UNCERTAIN
+        assert entry.state == "uncertain"
+        assert {entry.state} == {"uncertain"}
+        assert f"{entry.state:<10}|" == "uncertain |"  # as the CLI prints it
+        assert json.dumps({"state": entry.state}) == '{"state": "uncertain"}'
+        assert list(journal.entries(JournalState.UNCERTAIN)) == [entry]
+        assert list(journal.entries("uncertain")) == [entry]  # old callers pass strings
+        assert list(journal.entries(JournalState.FINISHED)) == []
+        with pytest.raises(InputError, match="submitting, submitted, finished"):
+            list(journal.entries("done"))
+    with contextlib.closing(sqlite3.connect(tmp_path / "j.sqlite")) as db:
+        assert db.execute("SELECT state FROM requests").fetchall() == [("uncertain",)]
+
+
+def test_the_write_protocol_is_not_the_journals_public_api() -> None:
+    public = {name for name in vars(Journal) if not name.startswith("_")}
+    assert public == {"close", "entries", "get", "key_for", "resolve", "uncertain"}
+
+
+@pytest.mark.asyncio
+async def test_a_journal_file_is_created_only_when_the_batch_runs(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    parent = await parent_task(luma)
+    path = tmp_path / "later.sqlite"
+    batch = luma.extend_many([ExtendRequest(parent, "later")], journal=path)
+    async with batch:  # entered and left without iterating
+        pass
+    luma.extend_many([ExtendRequest(parent, "later")], journal=path)  # never iterated
+    assert sorted(tmp_path.iterdir()) == []
+    assert emulator.count("extend") == 0
+
+    batch = luma.extend_many([ExtendRequest(parent, "later")], journal=path)
+    results = [r async for r in batch]
+    assert results[0].ok
+    assert path.exists()
+    with Journal(path) as journal:
+        assert [entry.state for entry in journal.entries()] == [JournalState.FINISHED]
+
+
+@pytest.mark.asyncio
+async def test_an_unusable_journal_path_is_refused_at_the_call_creating_nothing(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    request = ExtendRequest("parent-1", "p")
+    with pytest.raises(InputError, match="not a writable folder"):
+        luma.extend_many([request], journal=tmp_path / "missing" / "j.sqlite")
+    with pytest.raises(InputError, match="directory"):
+        luma.extend_many([request], journal=tmp_path)
+    with pytest.raises(InputError, match="file path"):
+        luma.extend_many([request], journal="")
+    assert sorted(tmp_path.iterdir()) == []
+    path = tmp_path / "j.sqlite"
+    with Journal(path), pytest.raises(InputError, match="in use by another batch"):
+        luma.extend_many([request], journal=path)  # held by this very process
+    (tmp_path / "text.txt").write_text("not sqlite\n" * 100)
+    with pytest.raises(InputError, match="cannot be opened as sqlite3"):
+        luma.extend_many([request], journal=tmp_path / "text.txt")
+    assert emulator.count("extend") == 0
 
 
 # -- a real process, killed at random points ------------------------------------------------

@@ -173,6 +173,25 @@ async def test_cancelling_the_consumer_reports_what_was_submitted(
 
 
 @pytest.mark.asyncio
+async def test_a_result_finished_but_not_yet_taken_stays_in_flight(
+    luma: LumaSession, emulator: LumaEmulator, vclock: VirtualClock
+) -> None:
+    # Two tasks end at the same emulated moment: both results are queued before the
+    # consumer takes one; it breaks out after the first.  The second task was paid for and
+    # never handed over, so it must be listed in flight, not silently counted as ended.
+    (parent,) = await parents(luma, 1)
+    emulator.reset_records()
+    batch = luma.extend_many([ExtendRequest(parent, f"s{i}") for i in range(2)], concurrency=2)
+    async with batch:  # takes one result, then leaves: the batch is closed
+        first = await anext(batch)
+    created = set(emulator.created)
+    assert len(created) == 2
+    assert first.task_id in created
+    assert first.task_id not in batch.in_flight
+    assert created == {first.task_id} | set(batch.in_flight)
+
+
+@pytest.mark.asyncio
 async def test_breaking_out_and_closing_the_batch(luma: LumaSession) -> None:
     (parent,) = await parents(luma, 1)
     before = asyncio.all_tasks()
