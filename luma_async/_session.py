@@ -7,7 +7,6 @@ import enum
 import functools
 import inspect
 import logging
-import os
 import platform
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
