@@ -144,7 +144,8 @@ class Batch:
         else:
             resumed = self._resume(request, entry)
             if isinstance(resumed, BatchResult):
-                return resumed
+                # a video a killed run had not downloaded yet is fetched now
+                return await self._after_hook(resumed)
             task_id = resumed
         self.submitted[task_id] = request
         result = await self._watch(request, key, task_id, first)
@@ -392,6 +393,11 @@ def _downloader(session: _Session, download_to: Path | str, watermark: bool) -> 
 
     async def download_result(result: BatchResult) -> BatchResult:
         assert result.task is not None
+        # A download appears under its final name only when complete, so a file there is
+        # this video, fetched by an earlier run of a journaled batch: not fetched twice.
+        done = folder / f"{result.task.id}.mp4"
+        if done.is_file():
+            return attrs.evolve(result, path=done)
         path = await session.download(result.task, folder, watermark=watermark)
         return attrs.evolve(result, path=path)
 

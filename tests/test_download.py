@@ -1171,3 +1171,29 @@ async def test_a_download_sigkilled_midway_is_resumed_by_the_next(tmp_path: Path
     finally:
         release.set()
         await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_a_resumed_batch_downloads_what_the_killed_run_had_not(
+    emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    """A journaled batch that finished a task but died before its download: the rerun
+    fetches the video (and only that one), and sends nothing again."""
+    policy = PollPolicy(interval=1, max_interval=5, jitter=0, timeout=300)
+    journal = tmp_path / "run.sqlite"
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=policy) as luma:
+        parent = await luma.wait((await luma.generate("root")).id)
+        requests = [ExtendRequest(parent.id, f"step {i}") for i in range(2)]
+        first = [r async for r in luma.extend_many(requests, journal=journal, download_to=videos)]
+        assert all(r.path is not None and r.path.is_file() for r in first)
+        lost = first[0].path
+        assert lost is not None
+        lost.unlink()  # as if the process had died before this download
+        emulator.reset_records()
+        again = [r async for r in luma.extend_many(requests, journal=journal, download_to=videos)]
+    assert emulator.count("extend") == 0
+    assert emulator.count("video") == 1  # only the missing video
+    assert {r.task_id: r.path for r in again} == {r.task_id: r.path for r in first}
+    assert all(r.path is not None and r.path.is_file() and r.error is None for r in again)
