@@ -14,11 +14,16 @@ list and ``{"code", "data"}`` envelopes and as a gateway row, and a pending task
 ``--against REV`` also loads ``luma_async/_convert.py`` as it was at git revision ``REV`` and
 times it in the same rounds, alternating old and new (the order swaps every round), so a
 loaded machine's drift hits both alike.  Every figure is the median over the rounds.
+
+``--against REV --throughput N`` then runs the throughput benchmark's GETs (N per round, 32
+in flight, against :mod:`bench.server`) with three clients in rotating order: raw aiohttp,
+``LumaSession.get()`` as it is, and ``LumaSession.get()`` decoding with REV's decoder.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import importlib.util
 import json
@@ -27,10 +32,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.stats import format_table, median
+from bench import throughput
+from bench.client import Control
+from bench.server import running_server
+from bench.stats import format_table, median, ratio
+from luma_async import _session
 from luma_async._convert import task_from_json
 
 Decode = Callable[[Any], Any]
@@ -227,6 +237,38 @@ def run(*, rounds: int = 9, count: int = 3_000, old: Decode | None = None) -> di
     return {"rounds": rounds, "count": count, "shapes": shapes}
 
 
+async def _throughput(base_url: str, api_key: str, old: Decode, rounds: int, count: int) -> Any:
+    """Client CPU per GET (µs): raw aiohttp, luma-async, luma-async with the old decoder."""
+    control = Control(base_url, api_key)
+    (made,) = await control.create(1)  # completed at once: the full object, with its video
+    new = task_from_json  # what _session imported
+    names = vars(_session)  # the decoder the session calls, swapped per client
+    async with AsyncExitStack() as stack:
+        clients = await throughput._clients(stack, base_url, api_key, made["id"])  # noqa: SLF001
+        ways = {
+            "raw aiohttp": (clients[throughput.RAW], new),
+            "luma-async": (clients[throughput.LUMA], new),
+            "luma-async, old decoder": (clients[throughput.LUMA], old),
+        }
+        cpu: dict[str, list[float]] = {name: [] for name in ways}
+        for order in [["warm-up", *ways], *throughput.rotations(list(ways), rounds)]:
+            for name in order:
+                fetch, decode = ways.get(name, ways["luma-async, old decoder"])
+                names["task_from_json"] = decode
+                start = time.process_time()
+                await throughput.burst(fetch, count, 32)
+                if name in cpu:
+                    cpu[name].append((time.process_time() - start) / count * 1e6)
+        names["task_from_json"] = new
+    await control.reset()
+    raw = cpu["raw aiohttp"]
+    return {name: (median(series), ratio(series, raw)) for name, series in cpu.items()}
+
+
+def throughput_rows(figures: dict[str, tuple[float, float]]) -> list[list[str]]:
+    return [[name, f"{us:.0f}", f"{over:.2f}x"] for name, (us, over) in figures.items()]
+
+
 def rows(results: dict[str, Any]) -> list[list[str]]:
     table = []
     for name, f in results["shapes"].items():
@@ -251,6 +293,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3_000, help="decodes per round and shape")
     parser.add_argument("--against", metavar="REV", help="also time _convert.py of git REV")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--throughput", type=int, metavar="N", help="GETs per round (--against)")
     args = parser.parse_args()
     old = load_old(args.against) if args.against else None
     results = run(rounds=args.rounds, count=args.count, old=old)
@@ -258,6 +301,12 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"{args.rounds} rounds x {args.count:,} decodes per shape; medians")
     print(format_table(rows(results), header(results)))
+    if old is not None and args.throughput:
+        with running_server() as server:
+            url, key = server["base_url"], server["api_key"]
+            figures = asyncio.run(_throughput(url, key, old, args.rounds, args.throughput))
+        print(f"\nthroughput: {args.rounds} rounds x {args.throughput:,} GETs, 32 in flight")
+        print(format_table(throughput_rows(figures), ["client", "CPU us per GET", "/ raw"]))
 
 
 if __name__ == "__main__":
