@@ -328,7 +328,11 @@ def read_task(raw: Any, structure_video: StructureVideo) -> Task:
 def _video(
     raw: Mapping[str, Any], artifact: Mapping[str, Any], structure_video: StructureVideo
 ) -> Video | None:
-    """The video wherever it is, with a still and raw render from wherever else they are."""
+    """The video wherever it is, with a still and raw render from wherever else they are.
+
+    Every place is tested inline, in the order of precedence (complexity over 12), for the
+    same reason as :func:`read_task`.
+    """
     shown: Any = raw.get("video")
     if shown.__class__ is dict:  # the classic and later shapes: an object, with its link once made
         url = shown.get("url")
