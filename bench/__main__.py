@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import import_time, latency, many_watches, profiling, throughput
+from bench import decode, import_time, latency, many_watches, profiling, throughput
 from bench.goals import check_status, goals, table_rows
 from bench.server import running_server
 from bench.stats import fmt, format_table, machine
@@ -30,6 +30,7 @@ FULL: dict[str, Any] = {
     "big": 100_000,
     "latency": 40,
     "imports": 9,
+    "decode": (9, 3_000),
 }
 QUICK: dict[str, Any] = {
     "rounds": 3,
@@ -39,6 +40,7 @@ QUICK: dict[str, Any] = {
     "big": 0,
     "latency": 10,
     "imports": 3,
+    "decode": (3, 500),
 }
 #: How each many-waits process follows its tasks: (--client, batch refresh).
 WAYS = (("raw", False), ("luma", False), ("luma", True))
@@ -82,6 +84,17 @@ def _all_watches(server: dict[str, str], counts: tuple[int, ...], rounds: int) -
 def detail_rows(results: dict[str, Any]) -> list[list[str]]:
     """Every figure of the run that is not itself a goal, for reading beside the goals."""
     table: list[list[str]] = []
+    decoding = results.get("decode")
+    if decoding:
+        label = f"0 task decoding, {decoding['rounds']} x {decoding['count']:,}"
+        for shape, f in decoding["shapes"].items():
+            table.append(
+                [
+                    label,
+                    f"{shape}: decode / floor per task ((json.loads + decode) / floor)",
+                    f"{f['new']:.1f} / {f['floor']:.1f} us ({f['ratio']:.2f}x)",
+                ]
+            )
     cost = results["throughput"]
     head = f"1 {cost['per_round']:,} GETs x{cost['concurrency']}, {cost['rounds']} rounds"
     for name, numbers in cost["clients"].items():
@@ -191,6 +204,9 @@ def detail_rows(results: dict[str, Any]) -> list[list[str]]:
 
 def measure(size: dict[str, Any], profile: Path | None) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    rounds, count = size["decode"]
+    print(f"0. task decoding: {rounds} rounds of {count:,} per shape", flush=True)
+    results["decode"] = decode.run(rounds=rounds, count=count)
     with running_server() as server:
         url, key = server["base_url"], server["api_key"]
         print(f"1. throughput: {size['rounds']} rounds of {size['per_round']:,} GETs", flush=True)

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, cast
 from aiohttp import web
 
 from luma_async import _inputs
-from luma_async._convert import _is_object, _unwrap
 from luma_async._errors import InputError
+from luma_async._shapes import _is_object, _unwrap
 from luma_async._validators import SECONDS, check, whole
 
 if TYPE_CHECKING:
