@@ -1,0 +1,252 @@
+"""Retry decisions, and the one driver that runs them (no I/O, no aiohttp).
+
+The decisions are pure functions of an error: :func:`is_transient` (worth trying again),
+:func:`server_hint` (the wait the server asked for), :func:`backoff` (the computed wait),
+:func:`may_resend` and :func:`may_have_landed` (the two questions a paid POST asks).
+
+A :class:`Schedule` says how one kind of call is retried: which errors (and, for polls,
+which results) call for another attempt, how long to wait after attempt *n*, when to give
+up.  :meth:`Schedule.from_policy` builds the schedule of an API request from a
+:class:`RetryPolicy`; downloads and the poll loop build theirs from the same fields.
+:meth:`Schedule.tenacity` is the only place tenacity objects are built (stamina's
+``from_params``), and :meth:`Schedule.call` and :meth:`Schedule.attempts` are the only ways
+they are run: requests and downloads call, the poll loop iterates.
+
+``call`` tries the first attempt at once, outside tenacity: most requests succeed at the
+first try, and building and driving a retry loop cost about a fifth of a loopback GET.  Only
+a failure worth retrying builds the loop, which runs the attempts after it (tenacity's
+attempt 1 is the call's attempt 2: the schedule's functions always see the call's own
+numbers).  Nothing is replayed into tenacity and no call state is built by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import attrs
+import tenacity
+from tenacity import AttemptManager
+from tenacity.retry import retry_base
+
+from luma_async import _clock
+from luma_async._errors import (
+    APIError,
+    RateLimitError,
+    Redactor,
+    ServerError,
+    TransportError,
+    WrongTaskError,
+    header,
+    parse_retry_after,
+)
+from luma_async._policy import RetryPolicy
+
+__all__ = [
+    "Schedule",
+    "backoff",
+    "is_transient",
+    "may_have_landed",
+    "may_resend",
+    "server_hint",
+]
+
+log = logging.getLogger("luma_async")
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+# -- the decisions ---------------------------------------------------------------------------
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth trying again later: transport trouble, 408, 429, a passing 5xx, or an answer
+    for another task (a gateway bug or a cache)."""
+    if isinstance(exc, (TransportError, WrongTaskError)):
+        return True
+    return isinstance(exc, APIError) and exc.status in RETRY_STATUSES
+
+
+def server_hint(exc: BaseException | None) -> float | None:
+    """The wait the server asked for (``Retry-After``), when the error carries one."""
+    if isinstance(exc, APIError):
+        if exc.retry_after is not None:
+            return exc.retry_after
+        return parse_retry_after(header(exc.headers, "Retry-After"))
+    return None
+
+
+def backoff(policy: RetryPolicy, attempt: int, error: BaseException | None) -> float:
+    """Seconds to wait after failed ``attempt`` (1-based): exponential with jitter, and a
+    server's ``Retry-After`` on ``error`` wins when it is longer."""
+    computed = min(policy.initial * 2.0 ** max(attempt - 1, 0), policy.max_wait)
+    computed += random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not crypto
+    hint = server_hint(error)
+    return computed if hint is None else max(hint, min(computed, policy.initial))
+
+
+def may_resend(exc: BaseException) -> bool:
+    """A paid POST may be sent again only if this failure proves it was not received:
+    the connection could not be opened, or the service refused it (429)."""
+    if isinstance(exc, TransportError):
+        return exc.sent is False
+    return isinstance(exc, RateLimitError)
+
+
+def may_have_landed(exc: BaseException) -> bool:
+    """After this failure a paid POST may have created its task (its outcome is uncertain):
+    the connection broke after sending, or the service answered 5xx or 408."""
+    if isinstance(exc, TransportError):
+        return exc.sent is not False
+    return isinstance(exc, ServerError) or (isinstance(exc, APIError) and exc.status == 408)
+
+
+def deadline_wait(policy: RetryPolicy, end: float) -> Callable[[int, BaseException | None], float]:
+    """:func:`backoff` with no wait ending past ``end`` (on the library's clock).
+
+    A computed wait is cut short; when the server asks for longer than the time left, the
+    error is raised at once (its ``retry_after`` says how long the server asked for) instead
+    of sleeping past the policy's timeout.
+    """
+
+    def wait(attempt: int, error: BaseException | None) -> float:
+        seconds = backoff(policy, attempt, error)
+        left = end - _clock.monotonic()
+        if seconds <= left:
+            return seconds
+        hint = server_hint(error)
+        if error is not None and hint is not None and hint > left:
+            raise error
+        return max(left, 0.0)
+
+    return wait
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+
+def _never(_: Any) -> bool:
+    return False
+
+
+def _quiet(_attempt: int, _error: BaseException | None, _wait: float) -> None:
+    return None
+
+
+@attrs.frozen
+class Schedule:
+    """How one kind of call is retried; every function sees the call's own attempt numbers.
+
+    ``retry_on`` judges a failure, ``retry_result`` a result (a task not finished yet);
+    ``wait(n, error)`` is the pause after attempt ``n``; ``give_up(n)`` is true when no
+    attempt may follow attempt ``n``; ``exhausted(error, result)`` is called instead of
+    re-raising when ``give_up`` stopped a call that still wanted another attempt (it
+    raises); ``on_retry(n, error, wait)`` logs.
+    """
+
+    retry_on: Callable[[BaseException], bool]
+    wait: Callable[[int, BaseException | None], float]
+    give_up: Callable[[int], bool]
+    retry_result: Callable[[Any], bool] = _never
+    exhausted: Callable[[BaseException | None, Any], NoReturn] | None = None
+    on_retry: Callable[[int, BaseException | None, float], None] = _quiet
+    sleep: Callable[[float], Awaitable[Any]] = _clock.sleep
+
+    @classmethod
+    def from_policy(
+        cls,
+        policy: RetryPolicy,
+        *,
+        retry_on: Callable[[BaseException], bool],
+        attempts: int | None = None,
+        end: float,
+        label: str = "",
+        redact: Redactor | None = None,
+    ) -> Schedule:
+        """The schedule of one API request under ``policy``: at most ``attempts`` (the
+        policy's by default), no wait ending past ``end`` (its start + ``policy.timeout``)."""
+        limit = policy.attempts if attempts is None else attempts
+
+        def give_up(attempt: int) -> bool:
+            return attempt >= limit or _clock.monotonic() >= end
+
+        def on_retry(attempt: int, error: BaseException | None, wait: float) -> None:
+            why = str(error) if redact is None else redact.text(str(error))
+            log.info("%s: %s; retry %d in %.2fs", label, why, attempt, wait)
+
+        return cls(
+            retry_on=retry_on,
+            wait=deadline_wait(policy, end),
+            give_up=give_up,
+            on_retry=on_retry,
+        )
+
+    def tenacity(self, *, first: int = 1) -> tenacity.AsyncRetrying:
+        """The tenacity loop of this schedule, whose attempt 1 is the call's attempt ``first``.
+
+        The only place luma-async builds tenacity objects.
+        """
+        offset = first - 1
+        retry_on, retry_result = self.retry_on, self.retry_result
+        retry: retry_base = tenacity.retry_if_exception(retry_on)
+        if retry_result is not _never:
+            retry = retry | tenacity.retry_if_result(retry_result)
+        exhausted = self.exhausted
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            return self.give_up(state.attempt_number + offset)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            return self.wait(state.attempt_number + offset, _error(state))
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            action = state.next_action
+            self.on_retry(
+                state.attempt_number + offset,
+                _error(state),
+                action.sleep if action is not None else 0.0,
+            )
+
+        def give_up_with(state: tenacity.RetryCallState) -> NoReturn:
+            assert exhausted is not None
+            outcome = state.outcome
+            assert outcome is not None
+            if outcome.failed:
+                exhausted(outcome.exception(), None)
+            exhausted(None, outcome.result())
+
+        return tenacity.AsyncRetrying(
+            retry=retry,
+            stop=stop,
+            wait=wait,
+            sleep=self.sleep,
+            reraise=True,
+            before_sleep=before_sleep,
+            retry_error_callback=None if exhausted is None else give_up_with,
+        )
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn()``, retried as this schedule says; its first attempt runs outside tenacity."""
+        try:
+            return await fn()
+        except Exception as exc:
+            if self.give_up(1) or not self.retry_on(exc):
+                raise
+            pause = self.wait(1, exc)  # may raise: a Retry-After past the deadline
+            self.on_retry(1, exc, pause)
+        await self.sleep(pause)
+        answer: T = await self.tenacity(first=2)(fn)
+        return answer
+
+    def attempts(self) -> AsyncIterator[AttemptManager]:
+        """tenacity's ``async for attempt in ...`` over this schedule (for the poll loop,
+        which yields between attempts); a result is handed in with ``set_result``."""
+        return self.tenacity().__aiter__()
+
+
+def _error(state: tenacity.RetryCallState) -> BaseException | None:
+    outcome = state.outcome
+    return outcome.exception() if outcome is not None and outcome.failed else None
