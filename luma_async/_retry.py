@@ -10,9 +10,9 @@ up.  :meth:`Schedule.from_policy` builds the schedule of an API request from a
 :class:`RetryPolicy`; downloads and the poll loop build theirs from the same fields.
 :meth:`Schedule.tenacity` is the only place tenacity objects are built (stamina's
 ``from_params``), and :meth:`Schedule.call` and :meth:`Schedule.attempts` are the only ways
-they are run: requests and downloads call, the poll loop iterates.
+they are run: requests and downloads :func:`call`, the poll loop iterates.
 
-``call`` tries the first attempt at once, outside tenacity: most requests succeed at the
+:func:`call` tries the first attempt at once, outside tenacity: most requests succeed at the
 first try, and building and driving a retry loop cost about a fifth of a loopback GET.  Only
 a failure worth retrying builds the loop, which runs the attempts after it (tenacity's
 attempt 1 is the call's attempt 2: the schedule's functions always see the call's own
@@ -47,6 +47,7 @@ from luma_async._policy import RetryPolicy
 __all__ = [
     "Schedule",
     "backoff",
+    "call",
     "is_transient",
     "may_have_landed",
     "may_resend",
@@ -229,22 +230,33 @@ class Schedule:
         )
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """``fn()``, retried as this schedule says; its first attempt runs outside tenacity."""
-        try:
-            return await fn()
-        except Exception as exc:
-            if self.give_up(1) or not self.retry_on(exc):
-                raise
-            pause = self.wait(1, exc)  # may raise: a Retry-After past the deadline
-            self.on_retry(1, exc, pause)
-        await self.sleep(pause)
-        answer: T = await self.tenacity(first=2)(fn)
-        return answer
+        """``fn()``, retried as this schedule says (see :func:`call`)."""
+        return await call(fn, self)
 
     def attempts(self) -> AsyncIterator[AttemptManager]:
         """tenacity's ``async for attempt in ...`` over this schedule (for the poll loop,
         which yields between attempts); a result is handed in with ``set_result``."""
         return self.tenacity().__aiter__()
+
+
+async def call(fn: Callable[[], Awaitable[T]], schedule: Schedule | Callable[[], Schedule]) -> T:
+    """``fn()``, retried as ``schedule`` says; its first attempt runs outside tenacity.
+
+    ``schedule`` may be a function making it: it is then made only when the first attempt
+    failed (most requests succeed at once, and a schedule costs a few closures).
+    """
+    try:
+        return await fn()
+    except Exception as exc:
+        if not isinstance(schedule, Schedule):
+            schedule = schedule()
+        if schedule.give_up(1) or not schedule.retry_on(exc):
+            raise
+        pause = schedule.wait(1, exc)  # may raise: a Retry-After past the deadline
+        schedule.on_retry(1, exc, pause)
+    await schedule.sleep(pause)
+    answer: T = await schedule.tenacity(first=2)(fn)
+    return answer
 
 
 def _error(state: tenacity.RetryCallState) -> BaseException | None:

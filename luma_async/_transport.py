@@ -19,6 +19,7 @@ server may echo it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -37,7 +38,7 @@ from luma_async._errors import (
 )
 from luma_async._policy import RetryPolicy
 from luma_async._protocol import MAX_BODY, Request
-from luma_async._retry import Schedule, is_transient, may_have_landed, may_resend
+from luma_async._retry import Schedule, call, is_transient, may_have_landed, may_resend
 
 __all__ = ["AiohttpTransport", "Client", "SendError", "Transport"]
 
@@ -149,24 +150,25 @@ class Client:
 
     async def _send(self, request: Request[T]) -> T:
         end = _clock.monotonic() + self.retry.timeout
-        schedule = Schedule.from_policy(
-            self.retry,
-            retry_on=may_resend if request.paid else is_transient,
-            attempts=None if request.retry else 1,
-            end=end,
-            label=f"{request.method} {request.path}",
-            redact=self._redact,
-        )
         body, content_type = request.content()
         headers = self._headers
         if content_type is not None:
             headers = {**headers, "Content-Type": content_type}
 
-        async def attempt() -> T:
-            return await self._attempt(request, headers, body, end)
+        def schedule() -> Schedule:  # made only when the first attempt failed
+            return Schedule.from_policy(
+                self.retry,
+                retry_on=may_resend if request.paid else is_transient,
+                attempts=None if request.retry else 1,
+                end=end,
+                label=f"{request.method} {request.path}",
+                redact=self._redact,
+            )
 
         try:
-            return await schedule.call(attempt)
+            return await call(
+                functools.partial(self._attempt, request, headers, body, end), schedule
+            )
         except LumaError as exc:
             if request.paid and may_have_landed(exc):
                 raise request.uncertain_failure(exc) from exc
