@@ -10,6 +10,7 @@ A :class:`~luma_async._clock.Wakeup` (a callback, a new listener) cuts a wait sh
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -120,34 +121,35 @@ async def follow(
     def exhausted(error: BaseException | None, _: object) -> NoReturn:
         raise PollTimeoutError(task_id, last, _clock.monotonic() - started) from error
 
-    # The driver of _retry decides every step through tenacity: poll on after a transient
-    # error or an unfinished task, wait as next_wait says (a wakeup cuts it short), give up
-    # at the deadline.  A poll's answer is yielded between attempts, outside tenacity's
-    # attempt block, and handed back to it with set_result.
+    def fetched() -> Awaitable[Task]:
+        nonlocal polls
+        polls += 1
+        return fetch()
+
+    def failed(attempt: int, error: BaseException | None, _: float) -> None:
+        log.debug("task %s: poll %d failed: %s", task_id, attempt, error)
+
+    # The driver of _retry decides every step: poll on after a transient error or an
+    # unfinished task, wait as next_wait says (a wakeup cuts it short), give up at the
+    # deadline.  Each answer is yielded here between polls.
     schedule = Schedule(
         retry_on=is_transient,
         retry_result=_unfinished,
         wait=wait,
         give_up=lambda _: end is not None and _clock.monotonic() >= end,
         exhausted=exhausted,
+        on_retry=failed,
         sleep=functools.partial(_clock.sleep, wakeup=wakeup),
     )
     if first is not None:  # the submission's answer counts as the first poll
         await _clock.sleep(min(next_wait(policy, 1, first, None), _remaining(end)), wakeup)
-    async for attempt in schedule.attempts():
-        polls += 1
-        with attempt:
-            task = await fetch()
-        outcome = attempt.retry_state.outcome
-        if outcome is not None and outcome.failed:
-            log.debug("task %s: poll %d failed: %s", task_id, polls, outcome.exception())
-            continue
-        attempt.retry_state.set_result(task)
-        item = change(task)
-        if item is not None:
-            yield item
-        if task.is_failed:
-            raise TaskFailedError(task)
+    async with contextlib.aclosing(schedule.results(fetched)) as tasks:
+        async for task in tasks:
+            item = change(task)
+            if item is not None:
+                yield item
+            if task.is_failed:
+                raise TaskFailedError(task)
 
 
 def _remaining(end: float | None) -> float:

@@ -10,26 +10,29 @@ up.  :meth:`Schedule.from_policy` builds the schedule of an API request from a
 :class:`RetryPolicy`; downloads and the poll loop build theirs from the same fields.
 :meth:`Schedule.tenacity` is the only place tenacity objects are built (stamina's
 ``from_params``), and :meth:`Schedule.call` and :meth:`Schedule.attempts` are the only ways
-they are run: requests and downloads :func:`call`, the poll loop iterates.
+they are run: requests and downloads :func:`call`, the poll loop iterates
+:meth:`Schedule.results`.
 
 :func:`call` tries the first attempt at once, outside tenacity: most requests succeed at the
 first try, and building and driving a retry loop cost about a fifth of a loopback GET.  Only
 a failure worth retrying builds the loop, which runs the attempts after it (tenacity's
 attempt 1 is the call's attempt 2: the schedule's functions always see the call's own
-numbers).  Nothing is replayed into tenacity and no call state is built by hand.
+numbers).  A poll loop is the same driver run again after each result that wants another
+(:meth:`Schedule.results`): a poll that answers goes through no tenacity object, so
+thousands of watches keep no retry loop alive between polls (a kilobyte each, and most of
+the CPU of a poll); a poll that fails enters tenacity until one answers.  Nothing is
+replayed into tenacity and no call state is built by hand.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import attrs
 import tenacity
-from tenacity import AttemptManager
-from tenacity.retry import retry_base
 
 from luma_async import _clock
 from luma_async._errors import (
@@ -186,15 +189,12 @@ class Schedule:
         )
 
     def tenacity(self, *, first: int = 1) -> tenacity.AsyncRetrying:
-        """The tenacity loop of this schedule, whose attempt 1 is the call's attempt ``first``.
+        """The tenacity loop of this schedule's failures, whose attempt 1 is the call's
+        attempt ``first``; it returns the first result.
 
         The only place luma-async builds tenacity objects.
         """
         offset = first - 1
-        retry_on, retry_result = self.retry_on, self.retry_result
-        retry: retry_base = tenacity.retry_if_exception(retry_on)
-        if retry_result is not _never:
-            retry = retry | tenacity.retry_if_result(retry_result)
         exhausted = self.exhausted
 
         def stop(state: tenacity.RetryCallState) -> bool:
@@ -213,14 +213,10 @@ class Schedule:
 
         def give_up_with(state: tenacity.RetryCallState) -> NoReturn:
             assert exhausted is not None
-            outcome = state.outcome
-            assert outcome is not None
-            if outcome.failed:
-                exhausted(outcome.exception(), None)
-            exhausted(None, outcome.result())
+            exhausted(_error(state), None)
 
         return tenacity.AsyncRetrying(
-            retry=retry,
+            retry=tenacity.retry_if_exception(self.retry_on),
             stop=stop,
             wait=wait,
             sleep=self.sleep,
@@ -233,10 +229,29 @@ class Schedule:
         """``fn()``, retried as this schedule says (see :func:`call`)."""
         return await call(fn, self)
 
-    def attempts(self) -> AsyncIterator[AttemptManager]:
-        """tenacity's ``async for attempt in ...`` over this schedule (for the poll loop,
-        which yields between attempts); a result is handed in with ``set_result``."""
-        return self.tenacity().__aiter__()
+    async def results(self, fn: Callable[[], Awaitable[T]]) -> AsyncGenerator[T, None]:
+        """Each result of ``fn()``, called again while ``retry_result`` wants another (a
+        poll loop, which yields between attempts); failures are retried as in :func:`call`.
+
+        The attempts are numbered across results and failures alike, so waits grow on.
+        """
+        attempts = 0
+
+        async def counted() -> T:
+            nonlocal attempts
+            attempts += 1
+            return await fn()
+
+        while True:
+            result = await _attempt(counted, self, lambda: attempts)
+            yield result
+            if not self.retry_result(result):
+                return
+            if self.give_up(attempts):
+                if self.exhausted is not None:
+                    self.exhausted(None, result)
+                return
+            await self.sleep(self.wait(attempts, None))
 
 
 async def call(fn: Callable[[], Awaitable[T]], schedule: Schedule | Callable[[], Schedule]) -> T:
@@ -245,17 +260,35 @@ async def call(fn: Callable[[], Awaitable[T]], schedule: Schedule | Callable[[],
     ``schedule`` may be a function making it: it is then made only when the first attempt
     failed (most requests succeed at once, and a schedule costs a few closures).
     """
+    return await _attempt(fn, schedule, None)
+
+
+async def _attempt(
+    fn: Callable[[], Awaitable[T]],
+    schedule: Schedule | Callable[[], Schedule],
+    done: Callable[[], int] | None,
+) -> T:
+    """The driver: ``fn()`` once outside tenacity, then, only after a failure worth
+    retrying, tenacity for the attempts that follow, up to the first result.
+
+    ``done()`` counts the attempts made so far (``None``: this call's own, from 1).
+    """
     try:
         return await fn()
     except Exception as exc:
         if not isinstance(schedule, Schedule):
             schedule = schedule()
-        if schedule.give_up(1) or not schedule.retry_on(exc):
+        attempt = 1 if done is None else done()
+        if not schedule.retry_on(exc):
             raise
-        pause = schedule.wait(1, exc)  # may raise: a Retry-After past the deadline
-        schedule.on_retry(1, exc, pause)
+        if schedule.give_up(attempt):
+            if schedule.exhausted is not None:
+                schedule.exhausted(exc, None)
+            raise
+        pause = schedule.wait(attempt, exc)  # may raise: a Retry-After past the deadline
+        schedule.on_retry(attempt, exc, pause)
     await schedule.sleep(pause)
-    answer: T = await schedule.tenacity(first=2)(fn)
+    answer: T = await schedule.tenacity(first=attempt + 1)(fn)
     return answer
 
 
