@@ -8,6 +8,8 @@ budget, the watch hub, the batch refresh) is the library's own code, unchanged.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,7 @@ async def test_generate_then_wait_over_recorded_answers(
             ("POST", "/luma/generations"): [(200, JSON, sample("official_task_dreaming.json"))],
             ("GET", f"/luma/generations/{TASK}"): [
                 (200, JSON, sample("official_task_dreaming.json")),
+                (503, {}, b"upstream busy"),  # a passing failure: the poll goes on
                 (200, JSON, sample("official_task_completed.json")),
             ],
         }
@@ -105,7 +108,7 @@ async def test_generate_then_wait_over_recorded_answers(
     assert body["user_prompt"] == "a teddy bear in sunglasses"
     assert headers["Authorization"] == "Bearer sk-seam"
     assert headers["Content-Type"] == "application/json"
-    assert replay.count("GET", f"/luma/generations/{TASK}") == 2
+    assert replay.count("GET", f"/luma/generations/{TASK}") == 3
 
 
 @pytest.mark.asyncio
@@ -142,7 +145,9 @@ async def test_a_paid_post_that_never_left_is_sent_again(
 
 
 @pytest.mark.asyncio
-async def test_a_get_is_retried_through_the_seam(vclock: VirtualClock, no_socket: None) -> None:
+async def test_a_get_is_retried_through_the_seam(
+    vclock: VirtualClock, no_socket: None, caplog: pytest.LogCaptureFixture
+) -> None:
     path = f"/luma/generations/{TASK}"
     replay = Replay(
         {
@@ -154,12 +159,17 @@ async def test_a_get_is_retried_through_the_seam(vclock: VirtualClock, no_socket
             ]
         }
     )
+    caplog.set_level(logging.INFO, logger="luma_async")
     async with session(replay) as luma:
         started = vclock.monotonic()
         task = await luma.get(TASK)
     assert task.state == "completed"
     assert replay.count("GET", path) == 4  # a 503, a broken connection, another task's answer
     assert vclock.monotonic() - started >= 2.0  # the Retry-After was honoured
+    # one driver, numbered as one loop: the first attempt (outside tenacity) is retry 1
+    retries = [r.getMessage() for r in caplog.records if "; retry " in r.getMessage()]
+    assert [re.search(r"retry (\d+) in", m).group(1) for m in retries] == ["1", "2", "3"]  # type: ignore[union-attr]
+    assert all(m.startswith(f"GET {path}: ") for m in retries)
 
 
 @pytest.mark.asyncio
