@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import IO
 
 import aiohttp
-import tenacity
 from yarl import URL
 
 from luma_async import _clock
@@ -59,10 +58,10 @@ from luma_async._errors import (
     decode_error_body,
     error_from_response,
 )
-from luma_async._http import backoff, is_transient
 from luma_async._inputs import check_http_url
 from luma_async._models import Task, Video
 from luma_async._policy import RetryPolicy
+from luma_async._retry import Schedule, backoff, is_transient
 from luma_async._validators import SECONDS, callable_, check, instance_of, optional, whole
 
 __all__ = ["DEFAULT_MAX_BYTES", "DownloadError", "ProgressCallback", "download", "video_url_of"]
@@ -262,15 +261,13 @@ class _Transfer:
         )
 
     async def run(self) -> None:
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(_retryable),
+        schedule = Schedule(
+            retry_on=_retryable,
             wait=self._wait,
-            stop=self._stop,
-            sleep=_sleep,
-            reraise=True,
-            before_sleep=self._before_sleep,
+            give_up=self._give_up,
+            on_retry=self._on_retry,
         )
-        await retrying(self._attempt)
+        await schedule.call(self._attempt)
 
     def install(self, part: Path, *, overwrite: bool) -> None:
         """Flush the finished file to disk and rename it to the destination (atomic)."""
@@ -281,26 +278,21 @@ class _Transfer:
             raise self.error(f"{self.target} appeared during the download; it was not replaced")
         part.replace(self.target)  # os.replace: all or nothing, also over an existing file
 
-    # -- tenacity hooks: attempts and deadline count from the last new byte ------------------
+    # -- the retry schedule: attempts and deadline count from the last new byte, not from
+    # the call's attempt numbers (a transfer that moves is never cut short) ---------------
 
-    def _stop(self, retry_state: tenacity.RetryCallState) -> bool:
+    def _give_up(self, attempt: int) -> bool:
         return (
             self.stalls >= self.policy.attempts
             or _clock.monotonic() - self.last_progress >= self.policy.timeout
         )
 
-    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
-        outcome = retry_state.outcome
-        return backoff(self.policy, self.stalls, outcome.exception() if outcome else None)
+    def _wait(self, attempt: int, error: BaseException | None) -> float:
+        return backoff(self.policy, self.stalls, error)
 
-    def _before_sleep(self, retry_state: tenacity.RetryCallState) -> None:
-        outcome = retry_state.outcome
+    def _on_retry(self, attempt: int, error: BaseException | None, wait: float) -> None:
         log.info(
-            "download %s: %s; resuming at byte %d in %.2fs",
-            self.shown,
-            outcome.exception() if outcome is not None else None,
-            self.have,
-            retry_state.next_action.sleep if retry_state.next_action is not None else 0.0,
+            "download %s: %s; resuming at byte %d in %.2fs", self.shown, error, self.have, wait
         )
 
     # -- one attempt -----------------------------------------------------------------------
@@ -467,10 +459,6 @@ def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, DownloadError):
         return isinstance(exc, _IncompleteError)
     return isinstance(exc, (TransportError, APIError)) and is_transient(exc)
-
-
-async def _sleep(seconds: float) -> None:
-    await _clock.sleep(seconds)
 
 
 def _content_range(value: str) -> tuple[int | None, int | None, int | None]:

@@ -1,26 +1,28 @@
-"""Following one task to its end: a loop on tenacity's strategies that yields each change.
+"""Following one task to its end: a loop on the retry driver that yields each change.
 
-tenacity's retry, wait and stop strategies and its call state decide every step; the loop
-re-fetches the task with growing, jittered waits (:class:`PollPolicy`), waits for
-``estimate_wait_seconds`` when the service gives it, rides through transient errors (honouring
-``Retry-After``), and stops when the video exists, the task failed, or the deadline passed.
+The :class:`~luma_async._retry.Schedule` of a follow (tenacity, built in ``_retry``) decides
+every step; the loop re-fetches the task with growing, jittered waits (:class:`PollPolicy`),
+waits for ``estimate_wait_seconds`` when the service gives it, rides through transient errors
+(honouring ``Retry-After``), and stops when the video exists, the task failed, or the
+deadline passed.
 A :class:`~luma_async._clock.Wakeup` (a callback, a new listener) cuts a wait short.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
-
-import tenacity
+from typing import NoReturn
 
 from luma_async import _clock
 from luma_async._errors import PollTimeoutError, TaskFailedError
-from luma_async._http import is_transient, server_hint
 from luma_async._models import StateChange, Task, TaskState
 from luma_async._policy import PollPolicy
+from luma_async._retry import Schedule, is_transient, server_hint
 
 __all__ = ["follow", "next_wait"]
 
@@ -62,39 +64,8 @@ def _backed_off(policy: PollPolicy, steps: int) -> float:
         return policy.max_interval
 
 
-class _PollWait(tenacity.wait.wait_base):
-    def __init__(
-        self, policy: PollPolicy, last: Callable[[], Task | None], end: float | None
-    ) -> None:
-        self._policy = policy
-        self._last = last
-        self._end = end
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        outcome = retry_state.outcome
-        hint = server_hint(outcome.exception() if outcome is not None and outcome.failed else None)
-        wait = next_wait(self._policy, retry_state.attempt_number, self._last(), hint)
-        if self._end is not None:  # the last poll happens at the deadline, not after it
-            wait = min(wait, max(self._end - _clock.monotonic(), 0.0))
-        return wait
-
-
-class _Stop(tenacity.stop.stop_base):
-    def __init__(self, end: float | None) -> None:
-        self._end = end
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        return self._end is not None and _clock.monotonic() >= self._end
-
-
 def _unfinished(task: Task | None) -> bool:
     return task is None or not task.is_terminal
-
-
-#: Poll again after a transient error or an unfinished task (stateless: shared by all).
-_GO_ON = tenacity.retry_if_exception(is_transient) | tenacity.retry_if_result(_unfinished)
-#: Names the polls in tenacity's call state; holds no state of any poll.
-_NAMED = tenacity.AsyncRetrying(retry=_GO_ON)
 
 
 async def follow(
@@ -143,41 +114,42 @@ async def follow(
         if first.is_finished:
             return
 
-    # tenacity decides: its retry strategy (poll on after a transient error or an unfinished
-    # task), its wait strategy (_PollWait), its stop strategy (the deadline), its call state.
-    # The loop around them is spelled out instead of AsyncRetrying's iterator because a
-    # watch lives for minutes and thousands run at once: AsyncRetrying keeps thread-local
-    # run state and per-attempt bookkeeping that cost about a kilobyte and most of the CPU
-    # of a poll (see docs/performance.md), none of which one coroutine needs.
-    wait = _PollWait(policy, lambda: last, end)
-    stop = _Stop(end)
-    state = tenacity.RetryCallState(_NAMED, None, (), {})
+    def wait(attempt: int, error: BaseException | None) -> float:
+        seconds = next_wait(policy, attempt, last, server_hint(error))
+        return min(seconds, _remaining(end))  # the last poll happens at the deadline
+
+    def exhausted(error: BaseException | None, _: object) -> NoReturn:
+        raise PollTimeoutError(task_id, last, _clock.monotonic() - started) from error
+
+    def fetched() -> Awaitable[Task]:
+        nonlocal polls
+        polls += 1
+        return fetch()
+
+    def failed(attempt: int, error: BaseException | None, _: float) -> None:
+        log.debug("task %s: poll %d failed: %s", task_id, attempt, error)
+
+    # The driver of _retry decides every step: poll on after a transient error or an
+    # unfinished task, wait as next_wait says (a wakeup cuts it short), give up at the
+    # deadline.  Each answer is yielded here between polls.
+    schedule = Schedule(
+        retry_on=is_transient,
+        retry_result=_unfinished,
+        wait=wait,
+        give_up=lambda _: end is not None and _clock.monotonic() >= end,
+        exhausted=exhausted,
+        on_retry=failed,
+        sleep=functools.partial(_clock.sleep, wakeup=wakeup),
+    )
     if first is not None:  # the submission's answer counts as the first poll
         await _clock.sleep(min(next_wait(policy, 1, first, None), _remaining(end)), wakeup)
-    while True:
-        polls += 1
-        error: Exception | None = None
-        try:
-            task = await fetch()
-        except Exception as exc:  # noqa: BLE001 - judged by the retry strategy below
-            error = exc
-            state.set_exception((type(exc), exc, exc.__traceback__))
-            log.debug("task %s: poll %d failed: %s", task_id, polls, exc)
-        else:
-            state.set_result(task)
+    async with contextlib.aclosing(schedule.results(fetched)) as tasks:
+        async for task in tasks:
             item = change(task)
             if item is not None:
                 yield item
             if task.is_failed:
                 raise TaskFailedError(task)
-        if not _GO_ON(state):
-            if error is not None:
-                raise error  # not transient: retrying cannot fix it
-            return  # the video exists
-        if stop(state):
-            raise PollTimeoutError(task_id, last, _clock.monotonic() - started) from error
-        await _clock.sleep(wait(state), wakeup)
-        state.prepare_for_next_attempt()
 
 
 def _remaining(end: float | None) -> float:

@@ -18,10 +18,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from luma_async import _clock
-from luma_async._convert import batch_from_json
 from luma_async._errors import APIError, DecodeError, LumaError
-from luma_async._http import Transport
 from luma_async._models import Task
+from luma_async._protocol import BATCH_TASKS_PATH
 
 __all__ = ["Refresher"]
 
@@ -35,15 +34,18 @@ _PASSING = frozenset({408, 429})
 class Refresher:
     """Fetches tasks for the watches of one session: alone, or many in one batch query.
 
-    ``batch`` is the session's setting: ``None`` (find out), ``True`` (use it while it
-    works), ``False`` (never ask).  ``watched`` tells how many tasks are followed: a lone
-    watch is fetched by GET at once, without the collecting window.
+    ``fetch_one`` is one GET of a task, ``fetch_many`` the batch status query (its tasks,
+    or, when the answer is no list of tasks, a ``str`` saying what came instead).
+    ``batch`` is the session's setting:
+    ``None`` (find out), ``True`` (use it while it works), ``False`` (never ask).
+    ``watched`` tells how many tasks are followed: a lone watch is fetched by
+    GET at once, without the collecting window.
     """
 
     def __init__(
         self,
-        transport: Transport,
         fetch_one: Callable[[str], Awaitable[Task]],
+        fetch_many: Callable[[list[str]], Awaitable[list[Task] | str]],
         *,
         batch: bool | None,
         window: float,
@@ -51,8 +53,8 @@ class Refresher:
         max_batch: int = 50,
         connections: int = 100,
     ) -> None:
-        self._transport = transport
         self._fetch_one = fetch_one
+        self._fetch_many = fetch_many
         self._watched = watched
         # Fetches queue here for a free connection: thousands of waiting polls then cost a
         # small frame each, not a whole HTTP call stack waiting deep in the transport.
@@ -144,9 +146,7 @@ class Refresher:
     async def _ask_batch(self, ids: list[str]) -> dict[str, Task]:
         """The asked tasks the batch query answered; never raises a :class:`LumaError`."""
         try:
-            data = await self._transport.request(
-                "POST", "/luma/tasks", body={"ids": ids}, what="batch refresh"
-            )
+            tasks = await self._fetch_many(ids)
         except APIError as exc:
             if exc.status in _PASSING:
                 return {}
@@ -158,9 +158,8 @@ class Refresher:
         except LumaError as exc:  # transport trouble: says nothing about the route
             log.debug("batch refresh failed (%s); these tasks are fetched one by one", exc)
             return {}
-        tasks = batch_from_json(data)
-        if tasks is None:
-            self._not_offered(f"its answer is not a list of tasks ({_kind(data)})")
+        if isinstance(tasks, str):
+            self._not_offered(f"its answer is not a list of tasks ({tasks})")
             return {}
         self.batch_supported = True
         self.batch_requests += 1
@@ -173,16 +172,11 @@ class Refresher:
             return
         self.batch_supported = False
         log.info(
-            "this deployment offers no batch status query (POST /luma/tasks: %s); "
+            "this deployment offers no batch status query (POST %s: %s); "
             "following each task by its own GET from now on",
+            BATCH_TASKS_PATH,
             why,
         )
-
-
-def _kind(data: object) -> str:
-    if isinstance(data, dict):
-        return "an object without a list under 'data'"
-    return type(data).__name__
 
 
 def _settle(task_id: str, waiting: _Waiting, *, error: BaseException) -> None:

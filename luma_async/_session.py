@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import inspect
 import logging
 import platform
@@ -16,20 +15,11 @@ from typing import TYPE_CHECKING, TypeVar
 import aiohttp
 import attrs
 
-from luma_async import _clock, _download, _inputs
+from luma_async import _download, _inputs, _protocol
 from luma_async._batch import Batch, make_batch
 from luma_async._budget import Budget
-from luma_async._convert import (
-    account_from_json,
-    check_answer_for,
-    task_from_json,
-    uploaded_from_json,
-    url_from_json,
-    usage_from_json,
-)
 from luma_async._download import ProgressCallback, video_url_of
-from luma_async._errors import InputError, SessionClosedError, WrongTaskError
-from luma_async._http import Transport, backoff
+from luma_async._errors import InputError, SessionClosedError
 from luma_async._journal import Journal
 from luma_async._models import (
     Account,
@@ -46,6 +36,7 @@ from luma_async._models import (
 )
 from luma_async._options import DEFAULT_BASE_URL, SessionOptions
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
+from luma_async._transport import AiohttpTransport, Client, Transport
 from luma_async._validators import check, instance_of
 from luma_async._watch import FollowEnd, Hub, Listener, Subscription
 
@@ -141,18 +132,18 @@ class LumaSession:
         self._owns_session = options.session is None
         self._state = SessionState.UNOPENED
         self.budget = Budget(options.budget)
-        self._transport = Transport(
+        self._transport: Transport = AiohttpTransport(self._client, timeout=float(options.timeout))
+        self._api = Client(
             base_url=self.base_url,
             api_key=options.api_key,
             retry=self.retry,
-            timeout=float(options.timeout),
             user_agent=_user_agent(),
             budget=self.budget,
-            client=self._client,
+            transport=self._transport,
         )
         self._hub = Hub(
-            self._transport,
             self._fetch_once,
+            self._fetch_many,
             batch=options.batch_refresh,
             window=options.batch_window,
             connections=self.budget.policy.max_connections or _DEFAULT_CONNECTIONS,
@@ -244,16 +235,7 @@ class LumaSession:
             duration=duration,
         )
         body = _inputs.generate_body(self._with_hook(request), max_image_bytes=self.max_image_bytes)
-        task: Task = await self._transport.request(
-            "POST",
-            "/luma/generations",
-            body=body,
-            what="generate",
-            paid=True,
-            request=request,
-            decode=functools.partial(task_from_json, what="generate"),
-        )
-        return task
+        return await self._api.send(_protocol.generate(body, request))
 
     async def extend(
         self,
@@ -286,17 +268,7 @@ class LumaSession:
         if not isinstance(request, ExtendRequest):
             raise InputError(f"expected an ExtendRequest, not {type(request).__name__}")
         body = _inputs.extend_body(self._with_hook(request), max_image_bytes=self.max_image_bytes)
-        what = f"extend {request.task_id}"
-        task: Task = await self._transport.request(
-            "POST",
-            f"/luma/generations/{request.task_id}/extend",
-            body=body,
-            what=what,
-            paid=True,
-            request=request,
-            decode=functools.partial(task_from_json, what=what),
-        )
-        return task
+        return await self._api.send(_protocol.extend(request.task_id, body, request))
 
     async def get(self, task_id: str) -> Task:
         """The task as the service reports it now (retried on transient errors).
@@ -305,52 +277,35 @@ class LumaSession:
         (within ``self.retry``), then raised as :class:`WrongTaskError`.
         """
         _inputs.check_task_id(task_id)
-        what = f"get {task_id}"
-        started = _clock.monotonic()
-        attempt = 1
-        while True:
-            data = await self._transport.get_json(f"/luma/generations/{task_id}", what=what)
-            try:
-                return check_answer_for(task_from_json(data, what=what), task_id, what=what)
-            except WrongTaskError as exc:
-                spent = _clock.monotonic() - started
-                if attempt >= self.retry.attempts or spent >= self.retry.timeout:
-                    raise
-                wait = backoff(self.retry, attempt, exc)
-                log.info("%s; retry %d in %.2fs", exc, attempt, wait)
-                await _clock.sleep(wait)
-                attempt += 1
+        return await self._api.send(_protocol.get(task_id))
 
     async def _fetch_once(self, task_id: str) -> Task:
         """One GET without retries: the poller does its own (an answer for another task is
         a passing failure to it)."""
-        what = f"poll {task_id}"
-        data = await self._transport.get_json(
-            f"/luma/generations/{task_id}", what=what, retry=False
-        )
-        return check_answer_for(task_from_json(data, what=what), task_id, what=what)
+        return await self._api.send(_protocol.get(task_id, poll=True))
+
+    async def _fetch_many(self, task_ids: list[str]) -> list[Task] | str:
+        """The batch status query (a ``str`` says what came when it is no list of tasks)."""
+        return await self._api.send(_protocol.batch_tasks(task_ids))
 
     async def usage(self) -> Usage:
         """The credits of the account behind the key (``GET /luma/subscription/usage``):
         worth a look before a big batch."""
-        what = "usage"
-        data = await self._transport.get_json("/luma/subscription/usage", what=what)
-        return usage_from_json(data, what=what)
+        return await self._api.send(_protocol.usage())
 
     async def account(self) -> Account:
         """The upstream account the aggregator uses (``GET /luma/users/me``)."""
-        what = "account"
-        data = await self._transport.get_json("/luma/users/me", what=what)
-        return account_from_json(data, what=what)
+        return await self._api.send(_protocol.account())
 
     async def download_video_url(self, task_id: str) -> str:
         """A fresh link to the finished video without watermark (it expires; fetch it late)."""
         _inputs.check_task_id(task_id)
-        what = f"download_video_url {task_id}"
-        data = await self._transport.get_json(
-            f"/luma/generations/{task_id}/download_video_url", what=what
-        )
-        return url_from_json(data, what=what)
+        return await self._api.send(_protocol.download_video_url(task_id))
+
+    def _use_transport(self, transport: Transport) -> None:
+        """Send the API's requests through ``transport`` (the tests' in-memory one) instead
+        of aiohttp; the video downloads still use aiohttp.  Call it before any request."""
+        self._transport = self._api.transport = transport
 
     async def download(
         self,
@@ -410,16 +365,8 @@ class LumaSession:
         value = _inputs.image_value(image, "image", max_bytes=self.max_image_bytes)
         if value is None:
             raise InputError("image is required: an http(s) URL, a pathlib.Path or bytes")
-        uploaded: UploadedFile = await self._transport.request(
-            "POST",
-            "/luma/generations/file_upload",
-            body={"url": value},
-            what="upload",
-            paid=True,
-            request=image if isinstance(image, str) else f"<{type(image).__name__} image>",
-            decode=functools.partial(uploaded_from_json, what="upload"),
-        )
-        return uploaded
+        request = image if isinstance(image, str) else f"<{type(image).__name__} image>"
+        return await self._api.send(_protocol.file_upload(value, request))
 
     # -- following tasks -------------------------------------------------------------------
 

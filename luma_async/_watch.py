@@ -39,7 +39,6 @@ from luma_async._poll import follow
 from luma_async._refresh import Refresher
 
 if TYPE_CHECKING:
-    from luma_async._http import Transport
     from luma_async._policy import PollPolicy
 
 __all__ = ["FollowEnd", "Hub", "Listener", "Subscription"]
@@ -319,12 +318,16 @@ class Listener:
 
 
 class Hub:
-    """All watches of one session, and the batched refresh they share."""
+    """All watches of one session, and the batched refresh they share.
+
+    It does no I/O of its own: ``fetch_one`` is one GET of a task (no retries: the poll loop
+    does them), ``fetch_many`` the batch status query (a ``str``: the answer is no list).
+    """
 
     def __init__(
         self,
-        transport: Transport,
         fetch_one: Callable[[str], Awaitable[Task]],
+        fetch_many: Callable[[list[str]], Awaitable[list[Task] | str]],
         *,
         batch: bool | None,
         window: float,
@@ -335,8 +338,8 @@ class Hub:
         self._listeners: set[asyncio.Task[FinishedTask]] = set()
         self.forced = _Bucket(FORCED_BURST, FORCED_RATE)  # polls forced by callbacks
         self._refresher = Refresher(
-            transport,
             fetch_one,
+            fetch_many,
             batch=batch,
             window=window,
             watched=lambda: len(self._watches),

@@ -952,7 +952,7 @@ async def test_the_token_never_leaks(vclock: VirtualClock, tmp_path: Path) -> No
                     shown.append(repr(result))
                     if result.error is not None:
                         errors.append(result.error)
-                shown += [repr(luma), repr(batch), repr(luma._transport)]
+                shown += [repr(luma), repr(batch), repr(luma._api), repr(luma._transport)]
                 # A server (or gateway) that echoes the token back in its answers.
                 emu.inject("get", status=401, body={"detail": f"bad token Bearer {SECRET}"})
                 emu.inject("generate", status=500, body=f"upstream: Authorization: {SECRET}")

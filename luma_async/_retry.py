@@ -1,0 +1,297 @@
+"""Retry decisions, and the one driver that runs them (no I/O, no aiohttp).
+
+The decisions are pure functions of an error: :func:`is_transient` (worth trying again),
+:func:`server_hint` (the wait the server asked for), :func:`backoff` (the computed wait),
+:func:`may_resend` and :func:`may_have_landed` (the two questions a paid POST asks).
+
+A :class:`Schedule` says how one kind of call is retried: which errors (and, for polls,
+which results) call for another attempt, how long to wait after attempt *n*, when to give
+up.  :meth:`Schedule.from_policy` builds the schedule of an API request from a
+:class:`RetryPolicy`; downloads and the poll loop build theirs from the same fields.
+:meth:`Schedule.tenacity` is the only place tenacity objects are built (stamina's
+``from_params``), and :meth:`Schedule.call` and :meth:`Schedule.attempts` are the only ways
+they are run: requests and downloads :func:`call`, the poll loop iterates
+:meth:`Schedule.results`.
+
+:func:`call` tries the first attempt at once, outside tenacity: most requests succeed at the
+first try, and building and driving a retry loop cost about a fifth of a loopback GET.  Only
+a failure worth retrying builds the loop, which runs the attempts after it (tenacity's
+attempt 1 is the call's attempt 2: the schedule's functions always see the call's own
+numbers).  A poll loop is the same driver run again after each result that wants another
+(:meth:`Schedule.results`): a poll that answers goes through no tenacity object, so
+thousands of watches keep no retry loop alive between polls (a kilobyte each, and most of
+the CPU of a poll); a poll that fails enters tenacity until one answers.  Nothing is
+replayed into tenacity and no call state is built by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import attrs
+import tenacity
+
+from luma_async import _clock
+from luma_async._errors import (
+    APIError,
+    RateLimitError,
+    Redactor,
+    ServerError,
+    TransportError,
+    WrongTaskError,
+    header,
+    parse_retry_after,
+)
+from luma_async._policy import RetryPolicy
+
+__all__ = [
+    "Schedule",
+    "backoff",
+    "call",
+    "is_transient",
+    "may_have_landed",
+    "may_resend",
+    "server_hint",
+]
+
+log = logging.getLogger("luma_async")
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+# -- the decisions ---------------------------------------------------------------------------
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth trying again later: transport trouble, 408, 429, a passing 5xx, or an answer
+    for another task (a gateway bug or a cache)."""
+    if isinstance(exc, (TransportError, WrongTaskError)):
+        return True
+    return isinstance(exc, APIError) and exc.status in RETRY_STATUSES
+
+
+def server_hint(exc: BaseException | None) -> float | None:
+    """The wait the server asked for (``Retry-After``), when the error carries one."""
+    if isinstance(exc, APIError):
+        if exc.retry_after is not None:
+            return exc.retry_after
+        return parse_retry_after(header(exc.headers, "Retry-After"))
+    return None
+
+
+def backoff(policy: RetryPolicy, attempt: int, error: BaseException | None) -> float:
+    """Seconds to wait after failed ``attempt`` (1-based): exponential with jitter, and a
+    server's ``Retry-After`` on ``error`` wins when it is longer."""
+    computed = min(policy.initial * 2.0 ** max(attempt - 1, 0), policy.max_wait)
+    computed += random.uniform(0, policy.jitter)  # noqa: S311 - jitter, not crypto
+    hint = server_hint(error)
+    return computed if hint is None else max(hint, min(computed, policy.initial))
+
+
+def may_resend(exc: BaseException) -> bool:
+    """A paid POST may be sent again only if this failure proves it was not received:
+    the connection could not be opened, or the service refused it (429)."""
+    if isinstance(exc, TransportError):
+        return exc.sent is False
+    return isinstance(exc, RateLimitError)
+
+
+def may_have_landed(exc: BaseException) -> bool:
+    """After this failure a paid POST may have created its task (its outcome is uncertain):
+    the connection broke after sending, or the service answered 5xx or 408."""
+    if isinstance(exc, TransportError):
+        return exc.sent is not False
+    return isinstance(exc, ServerError) or (isinstance(exc, APIError) and exc.status == 408)
+
+
+def deadline_wait(policy: RetryPolicy, end: float) -> Callable[[int, BaseException | None], float]:
+    """:func:`backoff` with no wait ending past ``end`` (on the library's clock).
+
+    A computed wait is cut short; when the server asks for longer than the time left, the
+    error is raised at once (its ``retry_after`` says how long the server asked for) instead
+    of sleeping past the policy's timeout.
+    """
+
+    def wait(attempt: int, error: BaseException | None) -> float:
+        seconds = backoff(policy, attempt, error)
+        left = end - _clock.monotonic()
+        if seconds <= left:
+            return seconds
+        hint = server_hint(error)
+        if error is not None and hint is not None and hint > left:
+            raise error
+        return max(left, 0.0)
+
+    return wait
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+
+def _never(_: Any) -> bool:
+    return False
+
+
+def _quiet(_attempt: int, _error: BaseException | None, _wait: float) -> None:
+    return None
+
+
+@attrs.frozen
+class Schedule:
+    """How one kind of call is retried; every function sees the call's own attempt numbers.
+
+    ``retry_on`` judges a failure, ``retry_result`` a result (a task not finished yet);
+    ``wait(n, error)`` is the pause after attempt ``n``; ``give_up(n)`` is true when no
+    attempt may follow attempt ``n``; ``exhausted(error, result)`` is called instead of
+    re-raising when ``give_up`` stopped a call that still wanted another attempt (it
+    raises); ``on_retry(n, error, wait)`` logs.
+    """
+
+    retry_on: Callable[[BaseException], bool]
+    wait: Callable[[int, BaseException | None], float]
+    give_up: Callable[[int], bool]
+    retry_result: Callable[[Any], bool] = _never
+    exhausted: Callable[[BaseException | None, Any], NoReturn] | None = None
+    on_retry: Callable[[int, BaseException | None, float], None] = _quiet
+    sleep: Callable[[float], Awaitable[Any]] = _clock.sleep
+
+    @classmethod
+    def from_policy(
+        cls,
+        policy: RetryPolicy,
+        *,
+        retry_on: Callable[[BaseException], bool],
+        attempts: int | None = None,
+        end: float,
+        label: str = "",
+        redact: Redactor | None = None,
+    ) -> Schedule:
+        """The schedule of one API request under ``policy``: at most ``attempts`` (the
+        policy's by default), no wait ending past ``end`` (its start + ``policy.timeout``)."""
+        limit = policy.attempts if attempts is None else attempts
+
+        def give_up(attempt: int) -> bool:
+            return attempt >= limit or _clock.monotonic() >= end
+
+        def on_retry(attempt: int, error: BaseException | None, wait: float) -> None:
+            why = str(error) if redact is None else redact.text(str(error))
+            log.info("%s: %s; retry %d in %.2fs", label, why, attempt, wait)
+
+        return cls(
+            retry_on=retry_on,
+            wait=deadline_wait(policy, end),
+            give_up=give_up,
+            on_retry=on_retry,
+        )
+
+    def tenacity(self, *, first: int = 1) -> tenacity.AsyncRetrying:
+        """The tenacity loop of this schedule's failures, whose attempt 1 is the call's
+        attempt ``first``; it returns the first result.
+
+        The only place luma-async builds tenacity objects.
+        """
+        offset = first - 1
+        exhausted = self.exhausted
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            return self.give_up(state.attempt_number + offset)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            return self.wait(state.attempt_number + offset, _error(state))
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            action = state.next_action
+            self.on_retry(
+                state.attempt_number + offset,
+                _error(state),
+                action.sleep if action is not None else 0.0,
+            )
+
+        def give_up_with(state: tenacity.RetryCallState) -> NoReturn:
+            assert exhausted is not None
+            exhausted(_error(state), None)
+
+        return tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(self.retry_on),
+            stop=stop,
+            wait=wait,
+            sleep=self.sleep,
+            reraise=True,
+            before_sleep=before_sleep,
+            retry_error_callback=None if exhausted is None else give_up_with,
+        )
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn()``, retried as this schedule says (see :func:`call`)."""
+        return await call(fn, self)
+
+    async def results(self, fn: Callable[[], Awaitable[T]]) -> AsyncGenerator[T, None]:
+        """Each result of ``fn()``, called again while ``retry_result`` wants another (a
+        poll loop, which yields between attempts); failures are retried as in :func:`call`.
+
+        The attempts are numbered across results and failures alike, so waits grow on.
+        """
+        attempts = 0
+
+        async def counted() -> T:
+            nonlocal attempts
+            attempts += 1
+            return await fn()
+
+        while True:
+            result = await _attempt(counted, self, lambda: attempts)
+            yield result
+            if not self.retry_result(result):
+                return
+            if self.give_up(attempts):
+                if self.exhausted is not None:
+                    self.exhausted(None, result)
+                return
+            await self.sleep(self.wait(attempts, None))
+
+
+async def call(fn: Callable[[], Awaitable[T]], schedule: Schedule | Callable[[], Schedule]) -> T:
+    """``fn()``, retried as ``schedule`` says; its first attempt runs outside tenacity.
+
+    ``schedule`` may be a function making it: it is then made only when the first attempt
+    failed (most requests succeed at once, and a schedule costs a few closures).
+    """
+    return await _attempt(fn, schedule, None)
+
+
+async def _attempt(
+    fn: Callable[[], Awaitable[T]],
+    schedule: Schedule | Callable[[], Schedule],
+    done: Callable[[], int] | None,
+) -> T:
+    """The driver: ``fn()`` once outside tenacity, then, only after a failure worth
+    retrying, tenacity for the attempts that follow, up to the first result.
+
+    ``done()`` counts the attempts made so far (``None``: this call's own, from 1).
+    """
+    try:
+        return await fn()
+    except Exception as exc:
+        if not isinstance(schedule, Schedule):
+            schedule = schedule()
+        attempt = 1 if done is None else done()
+        if not schedule.retry_on(exc):
+            raise
+        if schedule.give_up(attempt):
+            if schedule.exhausted is not None:
+                schedule.exhausted(exc, None)
+            raise
+        pause = schedule.wait(attempt, exc)  # may raise: a Retry-After past the deadline
+        schedule.on_retry(attempt, exc, pause)
+    await schedule.sleep(pause)
+    answer: T = await schedule.tenacity(first=attempt + 1)(fn)
+    return answer
+
+
+def _error(state: tenacity.RetryCallState) -> BaseException | None:
+    outcome = state.outcome
+    return outcome.exception() if outcome is not None and outcome.failed else None
