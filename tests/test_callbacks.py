@@ -37,18 +37,12 @@ from luma_async import _callbacks as callbacks_module
 from luma_async._watch import FORCED_BURST, FORCED_RATE, TASK_FORCED_BURST, TASK_FORCED_RATE
 from luma_async.testing import LumaEmulator, VirtualClock
 
-from .helpers import ours
+from .helpers import eventually, free_port, ours
 
 #: Polls only every 30 s: anything faster is the callbacks' doing.
 SLOW = PollPolicy(interval=30.0, max_interval=30.0, jitter=0.0, timeout=600.0, use_estimate=False)
 QUICK = PollPolicy(interval=0.2, max_interval=0.2, jitter=0.0, timeout=60.0, use_estimate=False)
 ORDER = {"pending": 0, "processing": 1, "completed": 2, "failed": 2}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager
@@ -60,14 +54,6 @@ async def live(**options: Any) -> AsyncIterator[tuple[LumaEmulator, LumaSession]
         LumaSession(emu.api_key, base_url=emu.base_url, poll=SLOW) as luma,
     ):
         yield emu, luma
-
-
-async def until(condition: Any, timeout: float = 5.0) -> None:
-    """Wait (real time) until ``condition()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 async def post(url: str, body: Any = None, *, raw: bytes | None = None) -> tuple[int, Any]:
@@ -140,13 +126,13 @@ async def test_a_forged_completed_body_is_not_believed() -> None:
         seen: asyncio.Queue[StateChange] = asyncio.Queue()
         listener = luma.subscribe(task.id, queue=seen)
         assert (await seen.get()).state == "pending"
-        await until(lambda: receiver.deliveries == 1)  # the emulator's own 'pending' call
+        await eventually(lambda: receiver.deliveries == 1)  # the emulator's own 'pending' call
         await asyncio.sleep(0.1)
         looks = emu.gets_for(task.id)
 
         forged = {**emu.task_json(task.id), "state": "completed", "video": {"url": "http://x/v"}}
         assert await post(receiver.hook_url, forged) == (200, {"ok": True})
-        await until(lambda: emu.gets_for(task.id) == looks + 1)  # it made the poller look...
+        await eventually(lambda: emu.gets_for(task.id) == looks + 1)  # it made the poller look...
         await asyncio.sleep(0.1)
         assert seen.empty()  # ...and the GET said pending: no change, nothing believed
         assert luma._hub.latest(task.id).state == "pending"  # type: ignore[union-attr]
@@ -170,7 +156,7 @@ async def test_a_storm_of_duplicates_changes_nothing_and_costs_few_requests(
                 states[change.task_id].append(change.state)
 
         await asyncio.wait_for(follow(), timeout=10.0)
-        await until(lambda: not emu._deliveries)  # let the last duplicates land
+        await eventually(lambda: not emu._deliveries)  # let the last duplicates land
 
         assert all(monotone(s) and s[-1] == "completed" for s in states.values()), states
         assert all("processing" in s for s in states.values()), states  # watched throughout
@@ -191,7 +177,7 @@ async def test_late_and_out_of_order_deliveries_never_move_a_task_back() -> None
     async with live(pending_seconds=10, processing_seconds=20) as (emu, luma):
         receiver = await luma.start_callbacks()
         task = await luma.generate("a river")
-        await until(lambda: any(c.task_id == task.id for c in emu.callbacks))
+        await eventually(lambda: any(c.task_id == task.id for c in emu.callbacks))
         stale = emu.callbacks[0].body  # the 'pending' delivery
         assert stale["state"] == "pending"
         states: list[str] = []
@@ -219,7 +205,7 @@ async def test_forged_and_malformed_requests_are_refused_and_wake_nobody() -> No
         receiver = await luma.start_callbacks()
         task = await luma.generate("a fox")
         listener = luma.subscribe(task.id, queue=asyncio.Queue())
-        await until(lambda: receiver.deliveries == 1)  # the emulator's own 'pending' call
+        await eventually(lambda: receiver.deliveries == 1)  # the emulator's own 'pending' call
         await asyncio.sleep(0.1)
         looks = emu.gets_for(task.id)
         hook = receiver.hook_url
@@ -270,7 +256,7 @@ async def test_forged_and_malformed_requests_are_refused_and_wake_nobody() -> No
         assert emu.gets_for(task.id) == looks  # none of them made the poller look
 
         assert await post(hook, good) == (200, {"ok": True})  # and a real one does
-        await until(lambda: emu.gets_for(task.id) == looks + 1)
+        await eventually(lambda: emu.gets_for(task.id) == looks + 1)
         assert receiver.deliveries == 2
         listener.cancel()
 
@@ -326,7 +312,7 @@ async def test_lost_callbacks_only_cost_time() -> None:
         assert emu.tasks[task.id].notify_hook == receiver.hook_url
         done = await asyncio.wait_for(luma.wait(task.id, policy=QUICK, first=task), 5.0)
         assert done.video is not None
-        await until(lambda: len(emu.callbacks) >= 2)
+        await eventually(lambda: len(emu.callbacks) >= 2)
         assert all(c.status is None for c in emu.callbacks)
         assert receiver.deliveries == 0
 
@@ -339,7 +325,7 @@ async def test_a_hook_answering_errors_loses_deliveries_and_polling_still_finish
         emu.tasks[task.id].request["notify_hook"] = receiver.hook_url + "x"  # now refused
         done = await asyncio.wait_for(luma.wait(task.id, policy=QUICK, first=task), 5.0)
         assert done.video is not None
-        await until(lambda: any(c.status == 404 for c in emu.callbacks))
+        await eventually(lambda: any(c.status == 404 for c in emu.callbacks))
         assert receiver.rejected >= 1
 
 
@@ -632,7 +618,7 @@ async def test_connections_that_never_finish_their_headers_are_closed_and_capped
             assert receiver.refused_connections >= 2 * cap
             for _, writer in streams:
                 writer.close()
-            await until(lambda: not server.connections)
+            await eventually(lambda: not server.connections)
             # the receiver still serves a real delivery
             task = await luma.generate("a fox")
             assert await post(receiver.hook_url, {"id": task.id}) == (200, {"ok": True})

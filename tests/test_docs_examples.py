@@ -33,6 +33,8 @@ from luma_async._cli import EXIT_CODES
 from luma_async._cli_commands import cli
 from luma_async.testing import LumaEmulator, VirtualClock, virtual_time
 
+from .helpers import finished_task
+
 pytest_plugins = ["pytester"]
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -66,11 +68,10 @@ async def emu(vclock: VirtualClock, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
         yield emulator
 
 
-async def finished_task(emu: LumaEmulator, prompt: str = "a red fox in snow") -> str:
+async def finished_id(emu: LumaEmulator, prompt: str = "a red fox in snow") -> str:
     """A completed task to extend or download, made behind the example's back."""
     async with LumaSession(emu.api_key, base_url=emu.base_url) as luma:
-        task = await luma.generate(prompt)
-        return (await luma.wait(task.id, first=task)).id
+        return (await finished_task(luma, prompt)).id
 
 
 # -- tutorial ---------------------------------------------------------------------------------
@@ -78,7 +79,7 @@ async def finished_task(emu: LumaEmulator, prompt: str = "a red fox in snow") ->
 
 @pytest.mark.asyncio
 async def test_tutorial_first_extension(emu: LumaEmulator, capsys: pytest.CaptureFixture[str]):
-    parent = await finished_task(emu)
+    parent = await finished_id(emu)
     url = await load("first_extension").main(parent)
     out = capsys.readouterr().out
     states = [line.split()[0] for line in out.splitlines()[1:]]
@@ -97,7 +98,7 @@ async def test_tutorial_first_extension(emu: LumaEmulator, capsys: pytest.Captur
 @pytest.mark.asyncio
 async def test_batch_resumes_from_its_journal(emu: LumaEmulator, tmp_path: Path):
     example = load("batch")
-    parents = [await finished_task(emu, f"clip {i}") for i in range(3)]
+    parents = [await finished_id(emu, f"clip {i}") for i in range(3)]
     prompts = ("the camera pulls back", "a storm [fail]")
     first = await example.main(parents, tmp_path, prompts=prompts)
     assert len(first) == 6
@@ -117,7 +118,7 @@ async def test_batch_resumes_from_its_journal(emu: LumaEmulator, tmp_path: Path)
 @pytest.mark.asyncio
 async def test_batch_lists_uncertain_requests(emu: LumaEmulator, tmp_path: Path):
     example = load("batch")
-    parent = await finished_task(emu)
+    parent = await finished_id(emu)
     emu.inject("extend", after_processing=True, drop=True)  # created, answer lost
     (result,) = await example.main([parent], tmp_path, prompts=("the camera pulls back",))
     assert isinstance(result.error, SubmissionUncertainError)
@@ -237,7 +238,7 @@ async def test_callbacks_finish_long_before_the_next_poll(monkeypatch: pytest.Mo
 async def test_download_resumes_and_saves_the_whole_video(
     emu: LumaEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    task_id = await finished_task(emu)
+    task_id = await finished_id(emu)
     emu.inject("video", drop=True)  # the first transfer breaks
     path = await load("download").main(task_id, tmp_path)
     assert path == tmp_path / f"{task_id}.mp4"

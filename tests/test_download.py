@@ -9,7 +9,6 @@ import hashlib
 import inspect
 import itertools
 import signal
-import socket
 import sys
 import time
 import warnings
@@ -41,24 +40,16 @@ from luma_async import (
 from luma_async._download import DEFAULT_MAX_BYTES, DownloadError, download, video_url_of
 from luma_async.testing import LumaEmulator, VirtualClock
 
+from .helpers import finished_task, free_port
+
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.0, timeout=300.0)
+pytestmark = pytest.mark.poll(FAST)
 RETRY = RetryPolicy(attempts=4, initial=0.5, max_wait=5.0, timeout=60.0, jitter=0.0)
 DATA = bytes(range(256)) * 400  # 102_400 bytes: several chunks
 
 
 def leftovers(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
-
-
-@pytest_asyncio.fixture
-async def luma(emulator: LumaEmulator) -> AsyncIterator[LumaSession]:
-    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=FAST) as session:
-        yield session
-
-
-async def finished(luma: LumaSession) -> Task:
-    task = await luma.generate("a fox in snow")
-    return await luma.wait(task.id)
 
 
 # -- a scripted video host: each request follows the next mode of its plan ------------------
@@ -186,7 +177,7 @@ async def client(host: ScriptedHost) -> AsyncIterator[aiohttp.ClientSession]:
 async def test_full_download_equals_the_video(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     dest = tmp_path / "fox.mp4"
     got = await download(await luma._client(), video_url_of(task), dest, retry=luma.retry)
     assert got == dest
@@ -202,7 +193,7 @@ async def test_full_download_equals_the_video(
 async def test_dest_directory_takes_the_name_from_the_url(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     got = await download(await luma._client(), video_url_of(task), tmp_path, retry=luma.retry)
     assert got == tmp_path / f"{task.id}.mp4"
     assert got.read_bytes() == emulator.video_bytes
@@ -217,7 +208,7 @@ async def test_dest_directory_takes_the_name_from_the_url(
 async def test_overwrite_replaces_an_existing_file(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     dest = tmp_path / "fox.mp4"
     dest.write_bytes(b"old")
     await download(await luma._client(), video_url_of(task), dest, retry=luma.retry)
@@ -228,7 +219,7 @@ async def test_overwrite_replaces_an_existing_file(
 async def test_overwrite_false_refuses_an_existing_file(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     dest = tmp_path / "fox.mp4"
     dest.write_bytes(b"old")
     with pytest.raises(InputError, match="already exists"):
@@ -243,7 +234,7 @@ async def test_overwrite_false_refuses_an_existing_file(
 async def test_overwrite_false_keeps_a_file_that_appeared_meanwhile(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     dest = tmp_path / "fox.mp4"
 
     def someone_else_writes(received: int, total: int | None) -> None:
@@ -266,7 +257,7 @@ async def test_overwrite_false_keeps_a_file_that_appeared_meanwhile(
 async def test_sync_progress_sees_every_chunk(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     calls: list[tuple[int, int | None]] = []
     await download(
         await luma._client(),
@@ -287,7 +278,7 @@ async def test_sync_progress_sees_every_chunk(
 async def test_async_progress_is_awaited(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     seen: list[int] = []
 
     async def report(received: int, total: int | None) -> None:
@@ -310,7 +301,7 @@ async def test_async_progress_is_awaited(
 async def test_a_failing_progress_callback_aborts_without_leftovers(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
 
     def broken(received: int, total: int | None) -> None:
         raise RuntimeError("disk quota in the UI")
@@ -344,7 +335,7 @@ async def test_404_is_not_retried(
 async def test_416_without_a_partial_file_is_not_retried(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     emulator.inject("video", status=416)
     with pytest.raises(APIError, match="answered 416") as caught:
         await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
@@ -356,7 +347,7 @@ async def test_416_without_a_partial_file_is_not_retried(
 async def test_dropped_connection_and_503_are_retried(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     emulator.inject("video", drop=True)
     emulator.inject("video", status=503)
     dest = await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
@@ -368,7 +359,7 @@ async def test_dropped_connection_and_503_are_retried(
 async def test_retry_after_of_the_video_host_is_honoured(
     luma: LumaSession, emulator: LumaEmulator, vclock: VirtualClock, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     emulator.inject("video", status=429, retry_after=7)
     before = vclock.monotonic()
     await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
@@ -379,7 +370,7 @@ async def test_retry_after_of_the_video_host_is_honoured(
 async def test_retries_stop_after_attempts_without_progress(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     emulator.inject("video", status=502, count=10)
     with pytest.raises(ServerError):
         await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
@@ -391,7 +382,7 @@ async def test_retries_stop_after_attempts_without_progress(
 async def test_endless_drops_end_in_a_transport_error(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     emulator.inject("video", drop=True, count=100)
     with pytest.raises(TransportError):
         await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
@@ -404,7 +395,7 @@ async def test_endless_drops_end_in_a_transport_error(
 async def test_retries_stop_at_the_deadline(
     luma: LumaSession, emulator: LumaEmulator, vclock: VirtualClock, tmp_path: Path
 ) -> None:
-    task = await finished(luma)
+    task = await finished_task(luma)
     emulator.inject("video", status=503, count=1000)
     policy = RetryPolicy(attempts=1000, initial=1.0, max_wait=1.0, timeout=10.0, jitter=0.0)
     before = vclock.monotonic()
@@ -420,7 +411,7 @@ async def test_redirect_never_carries_the_token(vclock: VirtualClock, tmp_path: 
         LumaEmulator(video_redirect=True) as emu,
         LumaSession(emu.api_key, base_url=emu.base_url, poll=FAST) as luma,
     ):
-        task = await finished(luma)
+        task = await finished_task(luma)
         url = video_url_of(task)
         assert url.startswith(f"{emu.base_url}/cdn/")  # the API host, which redirects
         dest = await download(await luma._client(), url, tmp_path / "v.mp4", retry=luma.retry)
@@ -666,12 +657,6 @@ async def test_redirect_loops_and_foreign_schemes_are_errors(
     with pytest.raises(DownloadError, match="ftp: link"):
         await download(client, host.url, tmp_path / "v.bin", retry=RETRY)
     assert leftovers(tmp_path) == []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.asyncio
@@ -998,7 +983,7 @@ async def test_extend_many_reports_a_file_system_failure_in_the_result(
 async def test_an_expired_link_is_fetched_again_once(
     watermark: bool, luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    done = await finished(luma)
+    done = await finished_task(luma)
     emulator.reset_records()
     emulator.inject("video", status=403)  # the presigned link expired
     path = await luma.download(done, tmp_path / "v.mp4", watermark=watermark)
@@ -1019,7 +1004,7 @@ async def test_an_expired_link_is_fetched_again_once(
 async def test_a_403_without_a_way_to_refresh_is_an_error(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    done = await finished(luma)
+    done = await finished_task(luma)
     assert done.video is not None
     emulator.inject("video", status=403)
     with pytest.raises(APIError) as caught:

@@ -29,6 +29,9 @@ from luma_async.testing import LumaEmulator, virtual_time
 from luma_async.testing._emulator import EmulatorThread, _ranged, serve
 from luma_async.testing._mp4 import build_mp4, build_png
 
+from . import strategies
+from .helpers import eventually
+
 pytest_plugins = ["pytester"]
 
 KEY = "emulator-key"
@@ -116,13 +119,6 @@ async def receiver(statuses: list[int]) -> AsyncIterator[tuple[str, list[Any]]]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook", received
     finally:
         await runner.cleanup()
-
-
-async def eventually(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 # -- lifecycle and auth -------------------------------------------------------------------------
@@ -1029,11 +1025,10 @@ def test_pytest_plugin(pytester: pytest.Pytester) -> None:
 
 # -- properties ----------------------------------------------------------------------------------
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
+_JSON = strategies.json_values(
+    keys=st.text(max_size=5),
+    scalars=strategies.json_scalars(text_size=8, floats=st.floats(allow_nan=False)),
+    max_size=3,
     max_leaves=6,
 )
 _FIELDS = st.sampled_from(

@@ -31,6 +31,8 @@ from luma_async import (
 )
 from luma_async._errors import decode_error_body, error_from_response, parse_retry_after
 
+from . import strategies
+
 FIXTURES = Path(__file__).parent / "fixtures"
 PATH = "/luma/generations/0c6e2a8f-1b7d-4e9a-bf3c-5d8e7a6b4c2d"
 
@@ -330,18 +332,10 @@ def test_decode_error_body_survives_deep_nesting() -> None:
 
 # --- properties ---------------------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(["detail", "code", "message", "error", "reason", "msg", "type", "data"])
-            | st.text(max_size=6),
-            children,
-            max_size=4,
-        )
-    ),
-    max_leaves=12,
+json_values = strategies.json_values(
+    keys=st.sampled_from(["detail", "code", "message", "error", "reason", "msg", "type", "data"])
+    | st.text(max_size=6),
+    scalars=strategies.json_scalars(text_size=20, floats=st.floats(allow_nan=False)),
 )
 statuses = st.integers(400, 599)
 header_values = st.dictionaries(

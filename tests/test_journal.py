@@ -11,11 +11,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from luma_async import (
     ExtendRequest,
@@ -28,26 +26,18 @@ from luma_async import (
 from luma_async._journal import Journal, request_fingerprint
 from luma_async.testing import LumaEmulator
 
+from .helpers import finished_task
+
 ROOT = Path(__file__).resolve().parent.parent
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.5, timeout=600.0)
-
-
-@pytest_asyncio.fixture
-async def luma(emulator: LumaEmulator) -> AsyncIterator[LumaSession]:
-    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=FAST) as session:
-        yield session
-
-
-async def parent_task(luma: LumaSession) -> str:
-    task = await luma.generate("the root clip")
-    return (await luma.wait(task.id, first=task)).id
+pytestmark = pytest.mark.poll(FAST)
 
 
 @pytest.mark.asyncio
 async def test_a_finished_batch_is_not_run_again(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     journal = tmp_path / "batch.sqlite"
     requests = [ExtendRequest(parent, f"step {i}") for i in range(12)] + [
         ExtendRequest(parent, "[fail] x")
@@ -69,7 +59,7 @@ async def test_a_finished_batch_is_not_run_again(
 async def test_identical_requests_are_distinct_rows(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     same = [ExtendRequest(parent, "again")] * 3
     results = [r async for r in luma.extend_many(same, journal=tmp_path / "j.sqlite")]
     assert len({r.task_id for r in results}) == 3
@@ -83,7 +73,7 @@ async def test_identical_requests_are_distinct_rows(
 async def test_a_request_cut_off_mid_post_is_flagged_not_resent(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     request = ExtendRequest(parent, "maybe")
     path = tmp_path / "j.sqlite"
     with Journal(path) as journal:  # what a process killed mid-POST leaves behind
@@ -111,7 +101,7 @@ async def test_a_request_cut_off_mid_post_is_flagged_not_resent(
 async def test_resolving_with_a_task_follows_it(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     request = ExtendRequest(parent, "landed")
     existing = await luma.extend(parent, "landed")  # the POST that landed before the crash
     path = tmp_path / "j.sqlite"
@@ -131,7 +121,7 @@ async def test_resolving_with_a_task_follows_it(
 async def test_a_rejected_request_is_sent_again(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     path = tmp_path / "j.sqlite"
     emulator.inject("extend", status=400, body={"detail": "busy"})
     first = [r async for r in luma.extend_many([ExtendRequest(parent, "x")], journal=path)]
@@ -144,7 +134,7 @@ async def test_a_rejected_request_is_sent_again(
 async def test_an_uncertain_answer_is_journaled(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     path = tmp_path / "j.sqlite"
     emulator.inject("extend", status=502, after_processing=True)
     first = [r async for r in luma.extend_many([ExtendRequest(parent, "x")], journal=path)]

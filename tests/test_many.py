@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from luma_async import (
     BatchResult,
@@ -23,22 +22,10 @@ from luma_async import (
 from luma_async._errors import InputError, LumaError
 from luma_async.testing import LumaEmulator, VirtualClock
 
-from .helpers import ours
+from .helpers import finished_ids, ours
 
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.5, timeout=600.0)
-
-
-@pytest_asyncio.fixture
-async def luma(emulator: LumaEmulator) -> AsyncIterator[LumaSession]:
-    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=FAST) as session:
-        yield session
-
-
-async def parents(luma: LumaSession, count: int) -> list[str]:
-    """``count`` completed tasks to extend."""
-    submitted = [await luma.generate(f"clip {i}") for i in range(count)]
-    done = await asyncio.gather(*(luma.wait(t.id, first=t) for t in submitted))
-    return [t.id for t in done]
+pytestmark = pytest.mark.poll(FAST)
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -57,7 +44,7 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
 async def test_batch_of_hundreds_holds_its_concurrency_bound(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
-    ids = await parents(luma, 5)
+    ids = await finished_ids(luma, 5)
     emulator.reset_records()
     requests = [ExtendRequest(ids[i % 5], f"step {i}") for i in range(200)]
     batch = luma.extend_many(requests, concurrency=8)
@@ -89,7 +76,7 @@ async def test_batch_of_hundreds_holds_its_concurrency_bound(
 async def test_one_failure_is_reported_and_the_batch_goes_on(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
     requests = [
         ExtendRequest(parent, f"step {i}" + (" [fail]" if i == 3 else "")) for i in range(10)
     ]
@@ -104,7 +91,7 @@ async def test_one_failure_is_reported_and_the_batch_goes_on(
 
 @pytest.mark.asyncio
 async def test_submission_errors_become_results(luma: LumaSession, emulator: LumaEmulator) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
     emulator.inject("extend", status=500, after_processing=True)
     requests = [
         ExtendRequest(parent, "a"),
@@ -118,7 +105,7 @@ async def test_submission_errors_become_results(luma: LumaSession, emulator: Lum
 
 @pytest.mark.asyncio
 async def test_fail_fast_stops_submitting(luma: LumaSession, emulator: LumaEmulator) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
     emulator.reset_records()
     requests = [ExtendRequest(parent, "[fail] first")] + [
         ExtendRequest(parent, f"s{i}") for i in range(50)
@@ -138,7 +125,7 @@ async def test_fail_fast_stops_submitting(luma: LumaSession, emulator: LumaEmula
 async def test_cancelling_the_consumer_reports_what_was_submitted(
     luma: LumaSession, emulator: LumaEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
     emulator.reset_records()
     before = asyncio.all_tasks()
     batch = luma.extend_many([ExtendRequest(parent, f"s{i}") for i in range(40)], concurrency=5)
@@ -174,7 +161,7 @@ async def test_cancelling_the_consumer_reports_what_was_submitted(
 
 @pytest.mark.asyncio
 async def test_breaking_out_and_closing_the_batch(luma: LumaSession) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
     before = asyncio.all_tasks()
     async with luma.extend_many(
         [ExtendRequest(parent, f"s{i}") for i in range(20)], concurrency=4
@@ -187,7 +174,7 @@ async def test_breaking_out_and_closing_the_batch(luma: LumaSession) -> None:
 
 @pytest.mark.asyncio
 async def test_batch_accepts_an_async_source(luma: LumaSession) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
 
     async def source() -> AsyncIterator[ExtendRequest]:
         for i in range(6):
@@ -472,7 +459,7 @@ async def test_poll_cadence_is_slower_while_pending(
 
 @pytest.mark.asyncio
 async def test_extend_chain_grows_one_video(luma: LumaSession, emulator: LumaEmulator) -> None:
-    (root,) = await parents(luma, 1)
+    (root,) = await finished_ids(luma, 1)
     steps = [step async for step in luma.extend_chain(root, ["walks", "runs", "leaps"])]
     assert [s.request.user_prompt for s in steps] == ["walks", "runs", "leaps"]
     lineage = [root] + [s.task_id for s in steps]
@@ -484,7 +471,7 @@ async def test_extend_chain_grows_one_video(luma: LumaSession, emulator: LumaEmu
 
 @pytest.mark.asyncio
 async def test_extend_chain_stops_at_a_failure(luma: LumaSession) -> None:
-    (root,) = await parents(luma, 1)
+    (root,) = await finished_ids(luma, 1)
     got = []
     with pytest.raises(TaskFailedError):
         async for step in luma.extend_chain(root, ["fine", "[fail] broken", "never"]):

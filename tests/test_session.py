@@ -7,13 +7,11 @@ import json
 import logging
 import re
 import socket
-from collections.abc import AsyncIterator
 from importlib.metadata import version
 from pathlib import Path
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from aiohttp import web
 from pytest_socket import SocketConnectBlockedError
 
@@ -39,25 +37,11 @@ from luma_async import (
 )
 from luma_async.testing import LumaEmulator, VirtualClock
 
+from .helpers import finished_task, free_port
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.0, timeout=300.0)
-
-
-@pytest_asyncio.fixture
-async def luma(emulator: LumaEmulator) -> AsyncIterator[LumaSession]:
-    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=FAST) as session:
-        yield session
-
-
-async def completed_task(luma: LumaSession, prompt: str = "a fox in snow") -> str:
-    task = await luma.generate(prompt)
-    return (await luma.wait(task.id)).id
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+pytestmark = pytest.mark.poll(FAST)
 
 
 # -- the happy path -----------------------------------------------------------------------
@@ -65,7 +49,7 @@ def free_port() -> int:
 
 @pytest.mark.asyncio
 async def test_extend_and_follow_to_the_end(luma: LumaSession, emulator: LumaEmulator) -> None:
-    parent = await completed_task(luma)
+    parent = (await finished_task(luma)).id
     extension = await luma.extend(parent, "the fox leaps a frozen stream", expand_prompt=True)
     assert extension.id != parent
     assert extension.state == TaskState.PENDING
@@ -359,7 +343,7 @@ async def test_garbage_success_answer_is_a_decode_error(
 async def test_post_that_may_have_landed_is_not_resent(
     luma: LumaSession, emulator: LumaEmulator, fault: dict[str, object]
 ) -> None:
-    parent = await completed_task(luma)
+    parent = (await finished_task(luma)).id
     emulator.reset_records()
     emulator.inject("extend", after_processing=True, **fault)  # type: ignore[arg-type]
     request = ExtendRequest(parent, "more fox")

@@ -4,10 +4,8 @@ ended, callbacks may be plain or async functions."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from luma_async import (
     FinishedTask,
@@ -24,12 +22,7 @@ from luma_async import (
 from luma_async.testing import LumaEmulator
 
 FAST = PollPolicy(interval=1, max_interval=2, jitter=0)
-
-
-@pytest_asyncio.fixture
-async def luma(emulator: LumaEmulator) -> AsyncIterator[LumaSession]:
-    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=FAST) as session:
-        yield session
+pytestmark = pytest.mark.poll(FAST)
 
 
 def test_finished_task_is_a_task_with_a_video() -> None:
