@@ -39,6 +39,8 @@ from luma_async.testing import LumaEmulator, VirtualClock
 
 from .helpers import eventually, free_port, ours
 
+pytestmark = pytest.mark.asyncio
+
 #: Polls only every 30 s: anything faster is the callbacks' doing.
 SLOW = PollPolicy(interval=30.0, max_interval=30.0, jitter=0.0, timeout=600.0, use_estimate=False)
 QUICK = PollPolicy(interval=0.2, max_interval=0.2, jitter=0.0, timeout=60.0, use_estimate=False)
@@ -84,7 +86,6 @@ def monotone(states: list[str]) -> bool:
 # -- the fast path -----------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("envelope", ["bare", "list", "wrapped"])
 async def test_a_callback_makes_the_poller_look_at_once(envelope: str) -> None:
     async with live(envelope=envelope) as (emu, luma):
@@ -118,7 +119,6 @@ async def test_a_callback_makes_the_poller_look_at_once(envelope: str) -> None:
         assert max(gets) >= next(c.at for c in delivered if c.state == "completed")
 
 
-@pytest.mark.asyncio
 async def test_a_forged_completed_body_is_not_believed() -> None:
     async with live(pending_seconds=10_000) as (emu, luma):
         receiver = await luma.start_callbacks()
@@ -139,7 +139,6 @@ async def test_a_forged_completed_body_is_not_believed() -> None:
         listener.cancel()
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("batch_endpoint", [True, False])
 async def test_a_storm_of_duplicates_changes_nothing_and_costs_few_requests(
     batch_endpoint: bool,
@@ -172,7 +171,6 @@ async def test_a_storm_of_duplicates_changes_nothing_and_costs_few_requests(
         assert total * 7 < receiver.deliveries
 
 
-@pytest.mark.asyncio
 async def test_late_and_out_of_order_deliveries_never_move_a_task_back() -> None:
     async with live(pending_seconds=10, processing_seconds=20) as (emu, luma):
         receiver = await luma.start_callbacks()
@@ -199,7 +197,6 @@ async def test_late_and_out_of_order_deliveries_never_move_a_task_back() -> None
 # -- forged and malformed requests -------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_forged_and_malformed_requests_are_refused_and_wake_nobody() -> None:
     async with live(pending_seconds=10_000) as (emu, luma):
         receiver = await luma.start_callbacks()
@@ -261,7 +258,6 @@ async def test_forged_and_malformed_requests_are_refused_and_wake_nobody() -> No
         listener.cancel()
 
 
-@pytest.mark.asyncio
 async def test_oversized_bodies_are_refused_whether_declared_or_streamed() -> None:
     async with live() as (_, luma):
         receiver = await luma.start_callbacks()
@@ -283,7 +279,6 @@ async def test_oversized_bodies_are_refused_whether_declared_or_streamed() -> No
         assert receiver.deliveries == 1
 
 
-@pytest.mark.asyncio
 async def test_a_callback_for_an_unwatched_task_is_accepted_and_harmless() -> None:
     async with live() as (emu, luma):
         receiver = await luma.start_callbacks()
@@ -302,7 +297,6 @@ async def test_a_callback_for_an_unwatched_task_is_accepted_and_harmless() -> No
 # -- lost callbacks ----------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_lost_callbacks_only_cost_time() -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nobody listens there: every delivery fails
     async with live(callback_attempts=2, callback_retry_seconds=1.0) as (emu, luma):
@@ -317,7 +311,6 @@ async def test_lost_callbacks_only_cost_time() -> None:
         assert receiver.deliveries == 0
 
 
-@pytest.mark.asyncio
 async def test_a_hook_answering_errors_loses_deliveries_and_polling_still_finishes() -> None:
     async with live(callback_attempts=3, callback_retry_seconds=0.5) as (emu, luma):
         receiver = await luma.start_callbacks()
@@ -332,7 +325,6 @@ async def test_a_hook_answering_errors_loses_deliveries_and_polling_still_finish
 # -- session integration -----------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_the_hook_is_added_to_every_submission_unless_given() -> None:
     mine = f"http://127.0.0.1:{free_port()}/my-own-hook"
     async with live() as (emu, luma):
@@ -365,7 +357,6 @@ async def test_the_hook_is_added_to_every_submission_unless_given() -> None:
             await luma.start_callbacks()
 
 
-@pytest.mark.asyncio
 async def test_the_secret_never_shows_in_errors_logs_or_reprs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -392,7 +383,6 @@ async def test_the_secret_never_shows_in_errors_logs_or_reprs(
         assert f"{receiver.deliveries} deliveries, 1 rejected" in repr(receiver)
 
 
-@pytest.mark.asyncio
 async def test_the_receiver_closes_with_the_session_and_leaves_nothing_behind() -> None:
     async with LumaEmulator(time_scale=0.02) as emu:
         async with LumaSession(emu.api_key, base_url=emu.base_url, poll=SLOW) as luma:
@@ -422,7 +412,6 @@ async def test_the_receiver_closes_with_the_session_and_leaves_nothing_behind() 
 # -- the receiver on its own -------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_a_receiver_on_its_own_as_a_context_manager() -> None:
     async with (
         LumaEmulator(time_scale=0.02) as emu,
@@ -447,7 +436,6 @@ async def test_a_receiver_on_its_own_as_a_context_manager() -> None:
         assert receiver.deliveries == 1
 
 
-@pytest.mark.asyncio
 async def test_a_receiver_that_cannot_listen_raises_and_holds_nothing() -> None:
     async with LumaEmulator() as emu, LumaSession(emu.api_key, base_url=emu.base_url) as luma:
         with socket.socket() as taken:
@@ -459,7 +447,6 @@ async def test_a_receiver_that_cannot_listen_raises_and_holds_nothing() -> None:
         assert not receiver.running
 
 
-@pytest.mark.asyncio
 async def test_a_receiver_on_ipv6_loopback() -> None:
     async with LumaEmulator() as emu, LumaSession(emu.api_key, base_url=emu.base_url) as luma:
         receiver = CallbackReceiver(luma, host="::1")
@@ -472,7 +459,6 @@ async def test_a_receiver_on_ipv6_loopback() -> None:
             assert await post(receiver.hook_url, {"id": "abc"}) == (200, {"ok": True})
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -514,7 +500,6 @@ def test_the_receiver_is_public() -> None:
 # -- callbacks cannot be turned into a request flood (issue 11.5) ------------------------------
 
 
-@pytest.mark.asyncio
 async def test_a_flood_of_hints_for_one_task_forces_few_polls(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator(pending_seconds=10_000) as emu,
@@ -545,7 +530,6 @@ async def test_a_flood_of_hints_for_one_task_forces_few_polls(vclock: VirtualClo
             listener.cancel()
 
 
-@pytest.mark.asyncio
 async def test_hints_for_many_tasks_are_bounded_by_a_session_rate(vclock: VirtualClock) -> None:
     count = 3 * FORCED_BURST
     async with (
@@ -585,7 +569,6 @@ async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
         return True
 
 
-@pytest.mark.asyncio
 async def test_connections_that_never_finish_their_headers_are_closed_and_capped() -> None:
     cap, timeout = 20, 0.3
     async with live() as (_emu, luma):
@@ -624,7 +607,6 @@ async def test_connections_that_never_finish_their_headers_are_closed_and_capped
             assert await post(receiver.hook_url, {"id": task.id}) == (200, {"ok": True})
 
 
-@pytest.mark.asyncio
 async def test_a_body_that_never_arrives_is_answered_408_and_closed() -> None:
     async with live() as (_emu, luma):
         receiver = CallbackReceiver(luma, body_timeout=0.3)

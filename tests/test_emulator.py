@@ -32,6 +32,8 @@ from luma_async.testing._mp4 import build_mp4, build_png
 from . import strategies
 from .helpers import eventually
 
+pytestmark = pytest.mark.asyncio
+
 pytest_plugins = ["pytester"]
 
 KEY = "emulator-key"
@@ -124,7 +126,6 @@ async def receiver(statuses: list[int]) -> AsyncIterator[tuple[str, list[Any]]]:
 # -- lifecycle and auth -------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_lifecycle_urls_and_idempotent_close() -> None:
     emu = LumaEmulator()
     assert not emu.running
@@ -157,7 +158,6 @@ def test_bad_options_are_refused(options: dict[str, Any]) -> None:
         LumaEmulator(**options)
 
 
-@pytest.mark.asyncio
 async def test_auth_proxy_dialect() -> None:
     async with running() as (emu, call):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
@@ -173,7 +173,6 @@ async def test_auth_proxy_dialect() -> None:
         assert [r.status for r in emu.requests] == [401, 401, 401, 404]
 
 
-@pytest.mark.asyncio
 async def test_auth_and_not_found_gateway_dialect() -> None:
     async with running(dialect="gateway") as (_, call):
         reply = await call("GET", "/luma/generations/nope", headers={})
@@ -189,7 +188,6 @@ async def test_auth_and_not_found_gateway_dialect() -> None:
         assert reply.body["code"] == "invalid_request"
 
 
-@pytest.mark.asyncio
 async def test_unknown_paths_are_404() -> None:
     async with running() as (emu, call):
         assert (await call("GET", "/luma/nothing")).status == 404
@@ -203,7 +201,6 @@ async def test_unknown_paths_are_404() -> None:
 # -- generate and the state machine ---------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_state_progression_on_virtual_time(clock: Any) -> None:
     async with running() as (emu, call):
         task = await call.generate("cat dance", aspect_ratio="9:16", expand_prompt=True)
@@ -235,7 +232,6 @@ async def test_state_progression_on_virtual_time(clock: Any) -> None:
         assert emu.state_of(task["id"]) == "completed"
 
 
-@pytest.mark.asyncio
 async def test_time_scale_and_per_task_durations(clock: Any) -> None:
     async with running(time_scale=0.01, estimate_wait=False) as (emu, call):
         first = await call.generate()
@@ -251,7 +247,6 @@ async def test_time_scale_and_per_task_durations(clock: Any) -> None:
             emu.set_durations("nope", pending=1)
 
 
-@pytest.mark.asyncio
 async def test_failures_classic_shape(clock: Any) -> None:
     async with running() as (emu, call):
         marked = await call.generate("a [fail] prompt")
@@ -279,7 +274,6 @@ async def test_failures_classic_shape(clock: Any) -> None:
         assert "fail_reason" not in emu.task_json(ok["id"])
 
 
-@pytest.mark.asyncio
 async def test_link_delay_polls(clock: Any) -> None:
     async with running(link_delay_polls=2, pending_seconds=0, processing_seconds=1) as (emu, call):
         task = await call.generate()
@@ -291,7 +285,6 @@ async def test_link_delay_polls(clock: Any) -> None:
         assert third["video"]["url"]
 
 
-@pytest.mark.asyncio
 async def test_envelope_list_and_wrapped() -> None:
     async with running(envelope="list") as (_, call):
         created = await call.generate()
@@ -306,7 +299,6 @@ async def test_envelope_list_and_wrapped() -> None:
         assert reply.body["data"]["state"] == "pending"
 
 
-@pytest.mark.asyncio
 async def test_artifact_shape(clock: Any) -> None:
     async with running(task_shape="artifact") as (emu, call):
         task = await call.generate("moon", aspect_ratio="1:1", loop=True)
@@ -349,7 +341,6 @@ async def test_artifact_shape(clock: Any) -> None:
         (b'{"user_prompt": "x", "notify_hook": "data:image/png;base64,AA=="}', "notify_hook"),
     ],
 )
-@pytest.mark.asyncio
 async def test_generate_rejects_bad_bodies(body: bytes, message: str) -> None:
     async with running() as (emu, call):
         reply = await call("POST", "/luma/generations", data=body)
@@ -358,7 +349,6 @@ async def test_generate_rejects_bad_bodies(body: bytes, message: str) -> None:
         assert emu.created == []
 
 
-@pytest.mark.asyncio
 async def test_optional_fields_and_unknown_fields_are_accepted() -> None:
     async with running() as (emu, call):
         task = await call.generate(
@@ -374,7 +364,6 @@ async def test_optional_fields_and_unknown_fields_are_accepted() -> None:
         assert emu.requests[0].json["model_name"] == "ray-2"
 
 
-@pytest.mark.asyncio
 async def test_body_too_large() -> None:
     async with running(max_body_bytes=100, dialect="gateway") as (emu, call):
         reply = await call("POST", "/luma/generations", json_body={"user_prompt": "x" * 200})
@@ -394,7 +383,6 @@ async def test_body_too_large() -> None:
 # -- extend, download link, uploads, batch --------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_extend(clock: Any) -> None:
     async with running() as (emu, call):
         parent = await call.generate("base", aspect_ratio="4:3")
@@ -431,7 +419,6 @@ async def test_extend(clock: Any) -> None:
         assert emu.count("extend") == 5
 
 
-@pytest.mark.asyncio
 async def test_download_video_url_and_expiry(clock: Any) -> None:
     async with running(dialect="gateway") as (emu, call):
         task = await call.generate()
@@ -453,7 +440,6 @@ async def test_download_video_url_and_expiry(clock: Any) -> None:
         assert stale.status == 403
 
 
-@pytest.mark.asyncio
 async def test_file_upload() -> None:
     async with running() as (emu, call):
         png = build_png()
@@ -491,7 +477,6 @@ async def test_file_upload() -> None:
         assert emu.count("file_upload") == 9
 
 
-@pytest.mark.asyncio
 async def test_batch_endpoint(clock: Any) -> None:
     async with running() as (emu, call):
         one, two = await call.generate("one"), await call.generate("two [fail]")
@@ -570,7 +555,6 @@ def test_video_is_a_well_formed_h264_mp4() -> None:
     assert build_png().startswith(b"\x89PNG\r\n\x1a\n")
 
 
-@pytest.mark.asyncio
 async def test_video_ranges(clock: Any) -> None:
     async with running(pending_seconds=0, processing_seconds=0) as (emu, call):
         task = await call.generate()
@@ -619,7 +603,6 @@ async def test_video_ranges(clock: Any) -> None:
         assert all("Authorization" not in r.headers for r in emu.video_requests)
 
 
-@pytest.mark.asyncio
 async def test_video_not_served_before_completion() -> None:
     async with running() as (emu, call):
         task = await call.generate()
@@ -629,7 +612,6 @@ async def test_video_not_served_before_completion() -> None:
         assert reply.status == 404
 
 
-@pytest.mark.asyncio
 async def test_video_redirect_goes_to_the_other_origin(clock: Any) -> None:
     async with running(video_redirect=True, pending_seconds=0, processing_seconds=0) as (emu, call):
         task = await call.generate()
@@ -648,7 +630,6 @@ async def test_video_redirect_goes_to_the_other_origin(clock: Any) -> None:
 # -- callbacks -----------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_callbacks_on_every_state_change_with_retries() -> None:
     async with (
         receiver([500]) as (hook, received),
@@ -672,7 +653,6 @@ async def test_callbacks_on_every_state_change_with_retries() -> None:
         assert {c.url for c in emu.callbacks} == {hook}
 
 
-@pytest.mark.asyncio
 async def test_callbacks_give_up_duplicate_and_use_the_envelope() -> None:
     async with (
         receiver([503, 503, 503]) as (hook, received),
@@ -701,7 +681,6 @@ async def test_callbacks_give_up_duplicate_and_use_the_envelope() -> None:
         assert {c.status for c in emu.callbacks if c.url == dead} == {None}
 
 
-@pytest.mark.asyncio
 async def test_close_cancels_callbacks_in_flight() -> None:
     release = asyncio.Event()
 
@@ -728,7 +707,6 @@ async def test_close_cancels_callbacks_in_flight() -> None:
 # -- faults --------------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_fault_status_bodies_per_dialect() -> None:
     async with running() as (emu, call):
         emu.inject("generate", status=500)
@@ -783,7 +761,6 @@ async def test_fault_status_bodies_per_dialect() -> None:
         assert "error" in (await call.get("x")).body
 
 
-@pytest.mark.asyncio
 async def test_fault_count_fifo_wildcard_and_clear() -> None:
     async with running() as (emu, call):
         emu.inject("get", status=500, count=2)
@@ -803,7 +780,6 @@ async def test_fault_count_fifo_wildcard_and_clear() -> None:
             emu.inject("get", count=0)
 
 
-@pytest.mark.asyncio
 async def test_fault_injected_from_another_thread() -> None:
     async with running() as (emu, call):
         thread = threading.Thread(target=lambda: emu.inject("get", status=418))
@@ -812,7 +788,6 @@ async def test_fault_injected_from_another_thread() -> None:
         assert (await call.get("x")).status == 418
 
 
-@pytest.mark.asyncio
 async def test_fault_drop_and_delay(clock: Any) -> None:
     async with running() as (emu, call):
         emu.inject("generate", drop=True)
@@ -829,7 +804,6 @@ async def test_fault_drop_and_delay(clock: Any) -> None:
         assert _clock.monotonic() - start >= 35.0
 
 
-@pytest.mark.asyncio
 async def test_fault_after_processing_creates_the_task() -> None:
     async with running() as (emu, call):
         emu.inject("generate", status=500, after_processing=True)
@@ -851,7 +825,6 @@ async def test_fault_after_processing_creates_the_task() -> None:
 # -- restart, records, concurrency -------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_restart_keeps_tasks_and_drops_connections() -> None:
     async with running() as (emu, call):
         task = await call.generate()
@@ -871,7 +844,6 @@ async def test_restart_keeps_tasks_and_drops_connections() -> None:
         await emu.restart()
 
 
-@pytest.mark.asyncio
 async def test_records() -> None:
     async with running() as (emu, call):
         first = await call.generate("same")
@@ -902,7 +874,6 @@ async def test_records() -> None:
         assert len(emu.tasks) == 3  # tasks stay
 
 
-@pytest.mark.asyncio
 async def test_hundreds_of_concurrent_requests() -> None:
     async with running() as (emu, call):
         started = time.monotonic()
@@ -953,14 +924,12 @@ def test_emulator_thread_start_failure_and_double_start() -> None:
         runner.stop()
 
 
-@pytest.mark.asyncio
 async def test_run_threadsafe_refuses_its_own_loop() -> None:
     async with running() as (emu, _):
         with pytest.raises(RuntimeError, match="own loop"):
             emu.run_threadsafe(emu.restart())
 
 
-@pytest.mark.asyncio
 async def test_serve_until_cancelled() -> None:
     ready: asyncio.Queue[LumaEmulator] = asyncio.Queue()
     server = asyncio.ensure_future(serve(port=0, ready=ready.put_nowait, dialect="gateway"))
@@ -973,7 +942,6 @@ async def test_serve_until_cancelled() -> None:
     assert not emu.running
 
 
-@pytest.mark.asyncio
 async def test_serve_forever_closes_when_cancelled() -> None:
     emu = LumaEmulator()
     server = asyncio.ensure_future(emu.serve_forever())

@@ -30,10 +30,9 @@ from .helpers import finished_task
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.5, timeout=600.0)
-pytestmark = pytest.mark.poll(FAST)
+pytestmark = [pytest.mark.asyncio, pytest.mark.poll(FAST)]
 
 
-@pytest.mark.asyncio
 async def test_a_finished_batch_is_not_run_again(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
@@ -55,7 +54,6 @@ async def test_a_finished_batch_is_not_run_again(
     assert isinstance(failed[0].error, TaskFailedError)
 
 
-@pytest.mark.asyncio
 async def test_identical_requests_are_distinct_rows(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
@@ -69,7 +67,6 @@ async def test_identical_requests_are_distinct_rows(
     assert emulator.count("extend") == 0
 
 
-@pytest.mark.asyncio
 async def test_a_request_cut_off_mid_post_is_flagged_not_resent(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
@@ -97,7 +94,6 @@ async def test_a_request_cut_off_mid_post_is_flagged_not_resent(
     assert emulator.count("extend") == 1
 
 
-@pytest.mark.asyncio
 async def test_resolving_with_a_task_follows_it(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
@@ -117,7 +113,6 @@ async def test_resolving_with_a_task_follows_it(
     assert emulator.count("extend") == 0
 
 
-@pytest.mark.asyncio
 async def test_a_rejected_request_is_sent_again(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
@@ -130,7 +125,6 @@ async def test_a_rejected_request_is_sent_again(
     assert second[0].ok
 
 
-@pytest.mark.asyncio
 async def test_an_uncertain_answer_is_journaled(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:

@@ -25,7 +25,7 @@ from luma_async.testing import LumaEmulator, VirtualClock
 from .helpers import finished_ids, ours
 
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.5, timeout=600.0)
-pytestmark = pytest.mark.poll(FAST)
+pytestmark = [pytest.mark.asyncio, pytest.mark.poll(FAST)]
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -40,7 +40,6 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
 # -- extend_many -------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_batch_of_hundreds_holds_its_concurrency_bound(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
@@ -72,7 +71,6 @@ async def test_batch_of_hundreds_holds_its_concurrency_bound(
     assert 1 < max_overlap(spans) <= 8
 
 
-@pytest.mark.asyncio
 async def test_one_failure_is_reported_and_the_batch_goes_on(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
@@ -89,7 +87,6 @@ async def test_one_failure_is_reported_and_the_batch_goes_on(
     assert failed[0].parent_id == parent
 
 
-@pytest.mark.asyncio
 async def test_submission_errors_become_results(luma: LumaSession, emulator: LumaEmulator) -> None:
     (parent,) = await finished_ids(luma, 1)
     emulator.inject("extend", status=500, after_processing=True)
@@ -103,7 +100,6 @@ async def test_submission_errors_become_results(luma: LumaSession, emulator: Lum
     assert kinds == ["InputError", "InputError", "SubmissionUncertainError"]
 
 
-@pytest.mark.asyncio
 async def test_fail_fast_stops_submitting(luma: LumaSession, emulator: LumaEmulator) -> None:
     (parent,) = await finished_ids(luma, 1)
     emulator.reset_records()
@@ -121,7 +117,6 @@ async def test_fail_fast_stops_submitting(luma: LumaSession, emulator: LumaEmula
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("luma-batch")]
 
 
-@pytest.mark.asyncio
 async def test_cancelling_the_consumer_reports_what_was_submitted(
     luma: LumaSession, emulator: LumaEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -159,7 +154,6 @@ async def test_cancelling_the_consumer_reports_what_was_submitted(
     assert all(task_id in caplog.text for task_id in batch.in_flight)
 
 
-@pytest.mark.asyncio
 async def test_breaking_out_and_closing_the_batch(luma: LumaSession) -> None:
     (parent,) = await finished_ids(luma, 1)
     before = asyncio.all_tasks()
@@ -172,7 +166,6 @@ async def test_breaking_out_and_closing_the_batch(luma: LumaSession) -> None:
     assert ours(asyncio.all_tasks()) <= before
 
 
-@pytest.mark.asyncio
 async def test_batch_accepts_an_async_source(luma: LumaSession) -> None:
     (parent,) = await finished_ids(luma, 1)
 
@@ -185,7 +178,6 @@ async def test_batch_accepts_an_async_source(luma: LumaSession) -> None:
     assert all(r.ok for r in results)
 
 
-@pytest.mark.asyncio
 async def test_batch_checks_its_arguments(luma: LumaSession) -> None:
     with pytest.raises(InputError):
         luma.extend_many([], concurrency=0)
@@ -198,7 +190,6 @@ async def test_batch_checks_its_arguments(luma: LumaSession) -> None:
 # -- shared watching -----------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_many_listeners_share_one_poller(luma: LumaSession, emulator: LumaEmulator) -> None:
     task = await luma.generate("watched by many")
     results = await asyncio.gather(*(luma.wait(task.id) for _ in range(10)))
@@ -210,7 +201,6 @@ async def test_many_listeners_share_one_poller(luma: LumaSession, emulator: Luma
     assert emulator.gets_for(task.id) <= emulator.gets_for(alone.id) + 1
 
 
-@pytest.mark.asyncio
 async def test_late_listener_gets_the_latest_state_at_once(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
@@ -230,7 +220,6 @@ async def test_late_listener_gets_the_latest_state_at_once(
     await late.aclose()  # type: ignore[attr-defined]
 
 
-@pytest.mark.asyncio
 async def test_subscribe_with_a_queue_and_a_callback(luma: LumaSession) -> None:
     task = await luma.generate("a fox")
     queue: asyncio.Queue[StateChange | FollowEnd] = asyncio.Queue()
@@ -264,7 +253,6 @@ async def test_subscribe_with_a_queue_and_a_callback(luma: LumaSession) -> None:
         luma.subscribe(task.id, queue=[], callback=callback)  # type: ignore[arg-type]
 
 
-@pytest.mark.asyncio
 async def test_cancelled_listener_stops_the_poller(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
@@ -280,7 +268,6 @@ async def test_cancelled_listener_stops_the_poller(
     assert luma._hub.watched == []
 
 
-@pytest.mark.asyncio
 async def test_watch_many_merges_in_order(
     luma: LumaSession, emulator: LumaEmulator, vclock: VirtualClock
 ) -> None:
@@ -301,7 +288,6 @@ async def test_watch_many_merges_in_order(
     assert finish_order == [t.id for t in tasks]
 
 
-@pytest.mark.asyncio
 async def test_watch_many_times_out(luma: LumaSession, emulator: LumaEmulator) -> None:
     task = await luma.generate("slow")
     emulator.set_durations(task.id, pending=5_000)
@@ -315,7 +301,6 @@ async def test_watch_many_times_out(luma: LumaSession, emulator: LumaEmulator) -
         luma.watch_many("abc")
 
 
-@pytest.mark.asyncio
 async def test_closing_the_session_ends_its_followers(emulator: LumaEmulator) -> None:
     luma = LumaSession(emulator.api_key, base_url=emulator.base_url)
     task = await luma.generate("a fox")
@@ -333,7 +318,6 @@ async def test_closing_the_session_ends_its_followers(emulator: LumaEmulator) ->
 # -- batched refresh ----------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_batch_status_query_refreshes_many_tasks(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator() as emu,
@@ -348,7 +332,6 @@ async def test_batch_status_query_refreshes_many_tasks(vclock: VirtualClock) -> 
         assert emu.count("tasks") + emu.count("get") < 30 * 2
 
 
-@pytest.mark.asyncio
 async def test_without_a_batch_endpoint_it_falls_back_once(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator(batch_endpoint=False) as emu,
@@ -362,7 +345,6 @@ async def test_without_a_batch_endpoint_it_falls_back_once(vclock: VirtualClock)
         assert all(emu.gets_for(t.id) >= 2 for t in tasks)
 
 
-@pytest.mark.asyncio
 async def test_batch_refresh_errors_never_cost_a_task(
     vclock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -396,7 +378,6 @@ async def test_batch_refresh_errors_never_cost_a_task(
 # -- the request budget -------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_rate_budget_is_shared_by_every_poller(vclock: VirtualClock) -> None:
     budget = RequestBudget(max_rate=5, max_connections=3)
     async with (
@@ -415,7 +396,6 @@ async def test_rate_budget_is_shared_by_every_poller(vclock: VirtualClock) -> No
         assert len(window) <= 5 + 1
 
 
-@pytest.mark.asyncio
 async def test_a_429_storm_slows_the_whole_session(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator() as emu,
@@ -437,7 +417,6 @@ async def test_a_429_storm_slows_the_whole_session(vclock: VirtualClock) -> None
     assert len(emu.tasks) == 50  # nothing re-created
 
 
-@pytest.mark.asyncio
 async def test_poll_cadence_is_slower_while_pending(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
@@ -457,7 +436,6 @@ async def test_poll_cadence_is_slower_while_pending(
 # -- chains ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_extend_chain_grows_one_video(luma: LumaSession, emulator: LumaEmulator) -> None:
     (root,) = await finished_ids(luma, 1)
     steps = [step async for step in luma.extend_chain(root, ["walks", "runs", "leaps"])]
@@ -469,7 +447,6 @@ async def test_extend_chain_grows_one_video(luma: LumaSession, emulator: LumaEmu
         assert emulator.tasks[step.task.id].parent_id == step.parent_id
 
 
-@pytest.mark.asyncio
 async def test_extend_chain_stops_at_a_failure(luma: LumaSession) -> None:
     (root,) = await finished_ids(luma, 1)
     got = []
@@ -482,7 +459,6 @@ async def test_extend_chain_stops_at_a_failure(luma: LumaSession) -> None:
             pass
 
 
-@pytest.mark.asyncio
 async def test_notify_wakes_a_watch(luma: LumaSession, emulator: LumaEmulator) -> None:
     assert luma.notify("not-watched") is False
     task = await luma.generate("a fox")

@@ -52,7 +52,7 @@ from . import strategies
 from .helpers import finished_ids, ours
 
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.5, timeout=900.0)
-pytestmark = pytest.mark.poll(FAST)
+pytestmark = [pytest.mark.asyncio, pytest.mark.poll(FAST)]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 SECRET = "sk-live-" + uuid.uuid4().hex  # a key no other string in the suite contains
 
@@ -138,7 +138,6 @@ def _check_outcome(
     return "refused"
 
 
-@pytest.mark.asyncio
 async def test_fault_campaign_hundreds_of_tasks(
     emulator: LumaEmulator, vclock: VirtualClock
 ) -> None:
@@ -771,7 +770,6 @@ async def _exercise(result: Any) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-@pytest.mark.asyncio
 async def test_every_public_argument_is_checked_before_any_request(
     luma: LumaSession,
     emulator: LumaEmulator,
@@ -817,7 +815,6 @@ _ENDPOINTS: dict[str, Callable[[LumaSession], Awaitable[Any]]] = {
 
 
 @pytest.mark.parametrize("endpoint", [*_ENDPOINTS, "tasks"])
-@pytest.mark.asyncio
 async def test_malformed_answers_are_decode_or_api_errors(
     luma: LumaSession, emulator: LumaEmulator, endpoint: str
 ) -> None:
@@ -872,7 +869,6 @@ _task_like = st.fixed_dictionaries(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(body=st.one_of(_task_like, _json))
-@pytest.mark.asyncio
 async def test_any_json_answer_is_a_task_or_a_decode_error(
     luma: LumaSession, emulator: LumaEmulator, body: Any
 ) -> None:
@@ -910,7 +906,6 @@ def _chain(exc: BaseException | None) -> Iterator[BaseException]:
         exc = exc.__cause__ or exc.__context__
 
 
-@pytest.mark.asyncio
 async def test_the_token_never_leaks(vclock: VirtualClock, tmp_path: Path) -> None:
     root = logging.getLogger()
     keep, level = _Keep(), root.level
@@ -1012,7 +1007,6 @@ _CANCEL_FAULTS: list[tuple[str, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize("operation", ["poll", "wait", "extend_many", "subscribe", "download"])
-@pytest.mark.asyncio
 async def test_cancelling_at_random_points_leaves_nothing_behind(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path, operation: str
 ) -> None:
