@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,26 @@ def test_branches_do_not_overlap() -> None:
 def test_public_names_are_exported() -> None:
     for name in ("LumaError", "APIError", "RateLimitError", "SubmissionUncertainError"):
         assert name in luma_async.__all__
+
+
+#: Names the package module imports for itself, not for its users.
+OWN_IMPORTS = {"annotations", "Any", "TYPE_CHECKING"}
+#: Public names ``luma_async.__getattr__`` loads on first use, so not in ``vars()`` up front.
+LAZY = {"CallbackReceiver", "__version__"}
+
+
+def test_exported_members() -> None:
+    """``__all__`` is exactly the public names the package holds: none missing, none stale."""
+    exported = set(luma_async.__all__)
+    assert len(exported) == len(luma_async.__all__)  # no name twice
+    held = {
+        name
+        for name, value in vars(luma_async).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert exported == (held - OWN_IMPORTS) | LAZY
+    for name in exported:
+        assert getattr(luma_async, name) is not None, name
 
 
 def test_task_outcome_errors_say_what_happened() -> None:

@@ -112,7 +112,7 @@ async def test_fail_fast_stops_submitting(luma: LumaSession, emulator: LumaEmula
         async for result in batch:
             seen.append(result)
     assert any(not r.ok for r in seen)
-    assert emulator.count("extend") < 10
+    assert 2 <= emulator.count("extend") < 10  # both slots were used, then submitting stopped
     await asyncio.sleep(0)
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("luma-batch")]
 
@@ -198,7 +198,7 @@ async def test_many_listeners_share_one_poller(luma: LumaSession, emulator: Luma
     alone = await luma.generate("watched by one")
     await luma.wait(alone.id)
     # Ten listeners cost what one costs: one stream of GETs per task.
-    assert emulator.gets_for(task.id) <= emulator.gets_for(alone.id) + 1
+    assert 1 <= emulator.gets_for(task.id) <= emulator.gets_for(alone.id) + 1
 
 
 async def test_late_listener_gets_the_latest_state_at_once(
