@@ -23,6 +23,8 @@ from luma_async import (
     PollPolicy,
     PollTimeoutError,
     RateLimitError,
+    RequestBudget,
+    RetryPolicy,
     ServerError,
     StateChange,
     Task,
@@ -312,3 +314,28 @@ def test_a_retry_after_date_without_a_time_zone_is_utc() -> None:
     assert parse_retry_after("  7  ") == 7.0
     assert parse_retry_after("300.5") == 300.0  # capped
     assert parse_retry_after("-3") == 0.0
+
+
+# -- policies: each refusal names the field and the value ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: PollPolicy(use_estimate="yes"), "use_estimate must be True or False, not 'yes'"),
+        (lambda: PollPolicy(jitter=-1), "jitter must be zero or a positive number, not -1"),
+        (lambda: PollPolicy(jitter="1"), "jitter must be zero or a positive number, not '1'"),
+        (lambda: RetryPolicy(jitter=[1]), r"jitter must be zero or a positive number, not \[1\]"),
+        (
+            lambda: PollPolicy(backoff=0.5),
+            r"backoff must be 1 or more \(waits never shrink\), not 0.5",
+        ),
+        (
+            lambda: RequestBudget(max_connections=0),
+            "max_connections must be a whole number of at least 1 or None, not 0",
+        ),
+    ],
+)
+def test_policy_refusals_are_exact(make: Callable[[], object], message: str) -> None:
+    with pytest.raises(InputError, match=f"^{message}$"):
+        make()
