@@ -92,12 +92,12 @@ async def test_follow_stops_exactly_at_its_deadline(vclock: VirtualClock) -> Non
 
 async def test_follow_from_a_task_in_hand_keeps_the_deadline(vclock: VirtualClock) -> None:
     fetch, times = fetcher(vclock, [task("processing")] * 3 + [task("completed")])
-    policy = PollPolicy(interval=2.0, jitter=0, use_estimate=False, timeout=1.0)
+    policy = PollPolicy(interval=2.0, jitter=0, use_estimate=False, timeout=0.5)
     with pytest.raises(PollTimeoutError) as caught:
         async for _ in follow(fetch, "t", policy, first=task("pending")):
             pass
-    assert times == [1.0]  # the first wait (3 s for a pending task) is cut to the deadline
-    assert caught.value.waited == 1.0
+    assert times == [0.5]  # the first wait (3 s for a pending task) is cut to the deadline
+    assert caught.value.waited == 0.5
     assert caught.value.task == task("processing")
 
 
@@ -267,6 +267,12 @@ def test_the_journal_fingerprint_is_pinned(
     assert request_fingerprint(ExtendRequest("t-1", "a fox")) == "9dfcb8ab7fe02af8ddf1c005046a98d9"
 
 
+def test_an_image_of_another_bytes_type_is_fingerprinted_by_its_repr() -> None:
+    # json.dumps(default=repr) writes it as "bytearray(b'\\x89PNG')" in the canonical form
+    request = ExtendRequest("t-1", "a fox", image_url=bytearray(b"\x89PNG"))
+    assert request_fingerprint(request) == "f6bf58b412b40b3a0c850a335008288d"
+
+
 def test_journal_keys_rank_identical_requests(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite") as journal:
         keys = [journal.key_for(FULL) for _ in range(3)] + [journal.key_for(BARE)]
@@ -302,6 +308,39 @@ def test_a_data_uri_at_the_limit_is_accepted(size: int) -> None:
 def test_a_data_uri_one_byte_over_the_limit_is_refused(size: int) -> None:
     with pytest.raises(InputError, match=f"image_url holds more than {MAX_IMAGE_BYTES} bytes"):
         check_data_uri(data_uri(size), "image_url")
+
+
+def test_a_payload_of_a_wrong_length_at_the_limit_is_invalid_not_too_big() -> None:
+    # 13_981_014 characters: 3/4 of it is 10_485_760.5 bytes, but no base64 has that length
+    uri = "data:image/png;base64," + "A" * 13_981_014
+    with pytest.raises(InputError, match="base64 payload is invalid"):
+        check_data_uri(uri, "image_url")
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        (
+            "data:image/png;base64,AAA!AAAA",
+            "image_url is a data: URI whose base64 payload is invalid",
+        ),
+        (
+            "data:image/png;base64,AAAA AAAA",
+            "image_url is a data: URI whose base64 payload is invalid",
+        ),
+        (
+            "data:text/plain;base64,AAAA",
+            (
+                "image_url is a data: URI but not 'data:image/<type>;base64,<data>'; "
+                "pass a pathlib.Path or bytes to have luma-async encode the image"
+            ),
+        ),
+    ],
+)
+def test_a_malformed_data_uri_is_refused(uri: str, message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        check_data_uri(uri, "image_url")
+    assert str(caught.value).startswith(message)
 
 
 def test_a_retry_after_date_without_a_time_zone_is_utc() -> None:
