@@ -279,19 +279,23 @@ async def test_oversized_bodies_are_refused_whether_declared_or_streamed() -> No
         assert receiver.deliveries == 1
 
 
-async def test_a_callback_for_an_unwatched_task_is_accepted_and_harmless() -> None:
-    async with live() as (emu, luma):
-        receiver = await luma.start_callbacks()
-        for body in (
-            {"id": "not-a-task-we-follow", "state": "completed"},
-            [{"id": "another-one"}],
-            {"code": "success", "message": "", "data": {"id": "third"}},
-        ):
-            assert await post(receiver.hook_url, body) == (200, {"ok": True})
-        await asyncio.sleep(0.05)
-        assert receiver.deliveries == 3
-        assert emu.requests == []  # nothing was fetched for it
-        assert luma._hub.watched == []
+async def test_a_callback_for_an_unwatched_task_is_accepted_and_harmless(
+    emulator: LumaEmulator, luma: LumaSession, vclock: VirtualClock
+) -> None:
+    receiver = await luma.start_callbacks()
+    for body in (
+        {"id": "not-a-task-we-follow", "state": "completed"},
+        [{"id": "another-one"}],
+        {"code": "success", "message": "", "data": {"id": "third"}},
+    ):
+        assert await post(receiver.hook_url, body) == (200, {"ok": True})
+    started = vclock.monotonic()
+    await vclock.sleep(600)  # ten minutes of virtual time: whatever a callback set going ran
+    assert vclock.monotonic() - started == 600
+    assert receiver.deliveries == 3
+    assert receiver.rejected == 0
+    assert emulator.requests == []  # nothing was fetched for it
+    assert luma._hub.watched == []
 
 
 # -- lost callbacks ----------------------------------------------------------------------------
