@@ -97,6 +97,22 @@ def docs(session: nox.Session) -> None:
     session.run("pytest", "tests/test_docs_examples.py", "-p", "no:cacheprovider")
 
 
+@nox.session(default=False)
+def mutate(session: nox.Session) -> None:
+    """Mutation testing of the core modules with mutmut, as [tool.mutmut] in pyproject says.
+
+    By hand only, never in CI: every mutant reruns the tests that cover it (hours on two
+    cores).  ``nox -s mutate -- 'luma_async._policy*'`` limits the run to one module's mutants.
+    Results stay in mutants/: ``mutmut results`` lists the survivors, ``mutmut show NAME``
+    shows one.  Kill each survivor with a test (tests/test_pinned.py) or say why it is
+    equivalent; the goal is 90 % or more killed per module.
+    """
+    _install(session, "tests")
+    session.install("mutmut>=3.3")
+    session.run("mutmut", "run", *session.posargs)
+    session.run("mutmut", "results")
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """Speed and memory against raw aiohttp and the official SDK, each beside its goal.

@@ -37,18 +37,14 @@ from luma_async import _callbacks as callbacks_module
 from luma_async._watch import FORCED_BURST, FORCED_RATE, TASK_FORCED_BURST, TASK_FORCED_RATE
 from luma_async.testing import LumaEmulator, VirtualClock
 
-from .helpers import ours
+from .helpers import eventually, free_port, ours
+
+pytestmark = pytest.mark.asyncio
 
 #: Polls only every 30 s: anything faster is the callbacks' doing.
 SLOW = PollPolicy(interval=30.0, max_interval=30.0, jitter=0.0, timeout=600.0, use_estimate=False)
 QUICK = PollPolicy(interval=0.2, max_interval=0.2, jitter=0.0, timeout=60.0, use_estimate=False)
 ORDER = {"pending": 0, "processing": 1, "completed": 2, "failed": 2}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager
@@ -60,14 +56,6 @@ async def live(**options: Any) -> AsyncIterator[tuple[LumaEmulator, LumaSession]
         LumaSession(emu.api_key, base_url=emu.base_url, poll=SLOW) as luma,
     ):
         yield emu, luma
-
-
-async def until(condition: Any, timeout: float = 5.0) -> None:
-    """Wait (real time) until ``condition()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 async def post(url: str, body: Any = None, *, raw: bytes | None = None) -> tuple[int, Any]:
@@ -98,7 +86,6 @@ def monotone(states: list[str]) -> bool:
 # -- the fast path -----------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("envelope", ["bare", "list", "wrapped"])
 async def test_a_callback_makes_the_poller_look_at_once(envelope: str) -> None:
     async with live(envelope=envelope) as (emu, luma):
@@ -132,7 +119,6 @@ async def test_a_callback_makes_the_poller_look_at_once(envelope: str) -> None:
         assert max(gets) >= next(c.at for c in delivered if c.state == "completed")
 
 
-@pytest.mark.asyncio
 async def test_a_forged_completed_body_is_not_believed() -> None:
     async with live(pending_seconds=10_000) as (emu, luma):
         receiver = await luma.start_callbacks()
@@ -140,20 +126,19 @@ async def test_a_forged_completed_body_is_not_believed() -> None:
         seen: asyncio.Queue[StateChange] = asyncio.Queue()
         listener = luma.subscribe(task.id, queue=seen)
         assert (await seen.get()).state == "pending"
-        await until(lambda: receiver.deliveries == 1)  # the emulator's own 'pending' call
+        await eventually(lambda: receiver.deliveries == 1)  # the emulator's own 'pending' call
         await asyncio.sleep(0.1)
         looks = emu.gets_for(task.id)
 
         forged = {**emu.task_json(task.id), "state": "completed", "video": {"url": "http://x/v"}}
         assert await post(receiver.hook_url, forged) == (200, {"ok": True})
-        await until(lambda: emu.gets_for(task.id) == looks + 1)  # it made the poller look...
+        await eventually(lambda: emu.gets_for(task.id) == looks + 1)  # it made the poller look...
         await asyncio.sleep(0.1)
         assert seen.empty()  # ...and the GET said pending: no change, nothing believed
         assert luma._hub.latest(task.id).state == "pending"  # type: ignore[union-attr]
         listener.cancel()
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("batch_endpoint", [True, False])
 async def test_a_storm_of_duplicates_changes_nothing_and_costs_few_requests(
     batch_endpoint: bool,
@@ -172,7 +157,7 @@ async def test_a_storm_of_duplicates_changes_nothing_and_costs_few_requests(
                 states[change.task_id].append(change.state)
 
         await asyncio.wait_for(follow(), timeout=30.0)
-        await until(lambda: not emu._deliveries)  # let the last duplicates land
+        await eventually(lambda: not emu._deliveries)  # let the last duplicates land
 
         assert all(monotone(s) and s[-1] == "completed" for s in states.values()), states
         assert all("processing" in s for s in states.values()), states  # watched throughout
@@ -188,12 +173,11 @@ async def test_a_storm_of_duplicates_changes_nothing_and_costs_few_requests(
         assert total * 7 < receiver.deliveries
 
 
-@pytest.mark.asyncio
 async def test_late_and_out_of_order_deliveries_never_move_a_task_back() -> None:
     async with live(pending_seconds=10, processing_seconds=20) as (emu, luma):
         receiver = await luma.start_callbacks()
         task = await luma.generate("a river")
-        await until(lambda: any(c.task_id == task.id for c in emu.callbacks))
+        await eventually(lambda: any(c.task_id == task.id for c in emu.callbacks))
         stale = emu.callbacks[0].body  # the 'pending' delivery
         assert stale["state"] == "pending"
         states: list[str] = []
@@ -215,13 +199,12 @@ async def test_late_and_out_of_order_deliveries_never_move_a_task_back() -> None
 # -- forged and malformed requests -------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_forged_and_malformed_requests_are_refused_and_wake_nobody() -> None:
     async with live(pending_seconds=10_000) as (emu, luma):
         receiver = await luma.start_callbacks()
         task = await luma.generate("a fox")
         listener = luma.subscribe(task.id, queue=asyncio.Queue())
-        await until(lambda: receiver.deliveries == 1)  # the emulator's own 'pending' call
+        await eventually(lambda: receiver.deliveries == 1)  # the emulator's own 'pending' call
         await asyncio.sleep(0.1)
         looks = emu.gets_for(task.id)
         hook = receiver.hook_url
@@ -272,12 +255,11 @@ async def test_forged_and_malformed_requests_are_refused_and_wake_nobody() -> No
         assert emu.gets_for(task.id) == looks  # none of them made the poller look
 
         assert await post(hook, good) == (200, {"ok": True})  # and a real one does
-        await until(lambda: emu.gets_for(task.id) == looks + 1)
+        await eventually(lambda: emu.gets_for(task.id) == looks + 1)
         assert receiver.deliveries == 2
         listener.cancel()
 
 
-@pytest.mark.asyncio
 async def test_oversized_bodies_are_refused_whether_declared_or_streamed() -> None:
     async with live() as (_, luma):
         receiver = await luma.start_callbacks()
@@ -299,26 +281,28 @@ async def test_oversized_bodies_are_refused_whether_declared_or_streamed() -> No
         assert receiver.deliveries == 1
 
 
-@pytest.mark.asyncio
-async def test_a_callback_for_an_unwatched_task_is_accepted_and_harmless() -> None:
-    async with live() as (emu, luma):
-        receiver = await luma.start_callbacks()
-        for body in (
-            {"id": "not-a-task-we-follow", "state": "completed"},
-            [{"id": "another-one"}],
-            {"code": "success", "message": "", "data": {"id": "third"}},
-        ):
-            assert await post(receiver.hook_url, body) == (200, {"ok": True})
-        await asyncio.sleep(0.05)
-        assert receiver.deliveries == 3
-        assert emu.requests == []  # nothing was fetched for it
-        assert luma._hub.watched == []
+async def test_a_callback_for_an_unwatched_task_is_accepted_and_harmless(
+    emulator: LumaEmulator, luma: LumaSession, vclock: VirtualClock
+) -> None:
+    receiver = await luma.start_callbacks()
+    for body in (
+        {"id": "not-a-task-we-follow", "state": "completed"},
+        [{"id": "another-one"}],
+        {"code": "success", "message": "", "data": {"id": "third"}},
+    ):
+        assert await post(receiver.hook_url, body) == (200, {"ok": True})
+    started = vclock.monotonic()
+    await vclock.sleep(600)  # ten minutes of virtual time: whatever a callback set going ran
+    assert vclock.monotonic() - started == 600
+    assert receiver.deliveries == 3
+    assert receiver.rejected == 0
+    assert emulator.requests == []  # nothing was fetched for it
+    assert luma._hub.watched == []
 
 
 # -- lost callbacks ----------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_lost_callbacks_only_cost_time() -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nobody listens there: every delivery fails
     async with live(callback_attempts=2, callback_retry_seconds=1.0) as (emu, luma):
@@ -328,12 +312,11 @@ async def test_lost_callbacks_only_cost_time() -> None:
         assert emu.tasks[task.id].notify_hook == receiver.hook_url
         done = await asyncio.wait_for(luma.wait(task.id, policy=QUICK, first=task), 5.0)
         assert done.video is not None
-        await until(lambda: len(emu.callbacks) >= 2)
+        await eventually(lambda: len(emu.callbacks) >= 2)
         assert all(c.status is None for c in emu.callbacks)
         assert receiver.deliveries == 0
 
 
-@pytest.mark.asyncio
 async def test_a_hook_answering_errors_loses_deliveries_and_polling_still_finishes() -> None:
     async with live(callback_attempts=3, callback_retry_seconds=0.5) as (emu, luma):
         receiver = await luma.start_callbacks()
@@ -341,14 +324,13 @@ async def test_a_hook_answering_errors_loses_deliveries_and_polling_still_finish
         emu.tasks[task.id].request["notify_hook"] = receiver.hook_url + "x"  # now refused
         done = await asyncio.wait_for(luma.wait(task.id, policy=QUICK, first=task), 5.0)
         assert done.video is not None
-        await until(lambda: any(c.status == 404 for c in emu.callbacks))
+        await eventually(lambda: any(c.status == 404 for c in emu.callbacks))
         assert receiver.rejected >= 1
 
 
 # -- session integration -----------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_the_hook_is_added_to_every_submission_unless_given() -> None:
     mine = f"http://127.0.0.1:{free_port()}/my-own-hook"
     async with live() as (emu, luma):
@@ -381,7 +363,6 @@ async def test_the_hook_is_added_to_every_submission_unless_given() -> None:
             await luma.start_callbacks()
 
 
-@pytest.mark.asyncio
 async def test_the_secret_never_shows_in_errors_logs_or_reprs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -408,7 +389,6 @@ async def test_the_secret_never_shows_in_errors_logs_or_reprs(
         assert f"{receiver.deliveries} deliveries, 1 rejected" in repr(receiver)
 
 
-@pytest.mark.asyncio
 async def test_the_receiver_closes_with_the_session_and_leaves_nothing_behind() -> None:
     async with LumaEmulator(time_scale=0.02) as emu:
         async with LumaSession(emu.api_key, base_url=emu.base_url, poll=SLOW) as luma:
@@ -438,7 +418,6 @@ async def test_the_receiver_closes_with_the_session_and_leaves_nothing_behind() 
 # -- the receiver on its own -------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_a_receiver_on_its_own_as_a_context_manager() -> None:
     async with (
         LumaEmulator(time_scale=0.02) as emu,
@@ -463,7 +442,6 @@ async def test_a_receiver_on_its_own_as_a_context_manager() -> None:
         assert receiver.deliveries == 1
 
 
-@pytest.mark.asyncio
 async def test_a_receiver_that_cannot_listen_raises_and_holds_nothing() -> None:
     async with LumaEmulator() as emu, LumaSession(emu.api_key, base_url=emu.base_url) as luma:
         with socket.socket() as taken:
@@ -475,7 +453,6 @@ async def test_a_receiver_that_cannot_listen_raises_and_holds_nothing() -> None:
         assert not receiver.running
 
 
-@pytest.mark.asyncio
 async def test_a_receiver_on_ipv6_loopback() -> None:
     async with LumaEmulator() as emu, LumaSession(emu.api_key, base_url=emu.base_url) as luma:
         receiver = CallbackReceiver(luma, host="::1")
@@ -488,7 +465,6 @@ async def test_a_receiver_on_ipv6_loopback() -> None:
             assert await post(receiver.hook_url, {"id": "abc"}) == (200, {"ok": True})
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -530,7 +506,6 @@ def test_the_receiver_is_public() -> None:
 # -- callbacks cannot be turned into a request flood (issue 11.5) ------------------------------
 
 
-@pytest.mark.asyncio
 async def test_a_flood_of_hints_for_one_task_forces_few_polls(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator(pending_seconds=10_000) as emu,
@@ -561,7 +536,6 @@ async def test_a_flood_of_hints_for_one_task_forces_few_polls(vclock: VirtualClo
             listener.cancel()
 
 
-@pytest.mark.asyncio
 async def test_hints_for_many_tasks_are_bounded_by_a_session_rate(vclock: VirtualClock) -> None:
     count = 3 * FORCED_BURST
     async with (
@@ -601,7 +575,6 @@ async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
         return True
 
 
-@pytest.mark.asyncio
 async def test_connections_that_never_finish_their_headers_are_closed_and_capped() -> None:
     cap, timeout = 20, 0.3
     async with live() as (_emu, luma):
@@ -634,13 +607,12 @@ async def test_connections_that_never_finish_their_headers_are_closed_and_capped
             assert receiver.refused_connections >= 2 * cap
             for _, writer in streams:
                 writer.close()
-            await until(lambda: not server.connections)
+            await eventually(lambda: not server.connections)
             # the receiver still serves a real delivery
             task = await luma.generate("a fox")
             assert await post(receiver.hook_url, {"id": task.id}) == (200, {"ok": True})
 
 
-@pytest.mark.asyncio
 async def test_a_body_that_never_arrives_is_answered_408_and_closed() -> None:
     async with live() as (_emu, luma):
         receiver = CallbackReceiver(luma, body_timeout=0.3)
@@ -682,7 +654,6 @@ def test_bad_bounds_are_refused(options: dict[str, Any]) -> None:
         CallbackReceiver(luma, **options)
 
 
-@pytest.mark.asyncio
 async def test_start_callbacks_takes_the_receivers_bounds(emulator: LumaEmulator) -> None:
     async with LumaSession(emulator.api_key, base_url=emulator.base_url) as luma:
         with pytest.raises(InputError, match="header_timeout"):

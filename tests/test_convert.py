@@ -23,6 +23,8 @@ from luma_async._convert import (
     url_from_json,
 )
 
+from . import strategies
+
 FIXTURES = Path(__file__).parent / "fixtures"
 TASK_ID = "9d4b7516-77e5-481a-b015-48313946f33b"
 UTC = timezone.utc
@@ -470,19 +472,8 @@ def test_url_and_upload_answers() -> None:
 
 # --- properties ---------------------------------------------------------------------------
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**53), 2**53)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
-    max_leaves=12,
+json_values = strategies.json_values(
+    scalars=strategies.json_scalars(integers=strategies.SAFE_INTEGERS)
 )
 
 # Keys that mean something to the reader: an extra field by one of these names would be read

@@ -17,6 +17,8 @@ from luma_async import ExtendRequest, LumaSession
 from luma_async.testing import LumaEmulator, VirtualClock
 from luma_async.testing._emulator import BATCH_ROUTES
 
+pytestmark = pytest.mark.asyncio
+
 DIALECTS = ("proxy", "gateway")
 ENVELOPES = ("bare", "list", "wrapped")
 SHAPES = ("classic", "artifact", "official")
@@ -73,7 +75,6 @@ async def _flows(emu: LumaEmulator, luma: LumaSession, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=_profile_id)
-@pytest.mark.asyncio
 async def test_every_profile_finishes_every_task(
     vclock: VirtualClock, tmp_path: Path, profile: tuple[str, str, str, str]
 ) -> None:
@@ -97,7 +98,6 @@ async def test_every_profile_finishes_every_task(
 
 @pytest.mark.parametrize("media", ["video", "top", "artifact"])
 @pytest.mark.parametrize("shape", ["classic", "artifact"])
-@pytest.mark.asyncio
 async def test_every_media_place_finishes_with_stills(
     vclock: VirtualClock, tmp_path: Path, media: str, shape: str
 ) -> None:

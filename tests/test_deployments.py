@@ -43,6 +43,8 @@ from luma_async._convert import batch_from_json, task_from_json, task_to_json
 from luma_async._errors import decode_error_body, error_from_response
 from luma_async.testing import LumaEmulator, VirtualClock
 
+pytestmark = pytest.mark.asyncio
+
 SAMPLES = Path(__file__).parent / "samples"
 
 
@@ -109,7 +111,6 @@ def test_answers_that_are_no_list_of_tasks(answer: Any) -> None:
     assert batch_from_json(answer) is None
 
 
-@pytest.mark.asyncio
 async def test_watch_many_over_the_nested_batch_answer(vclock: VirtualClock) -> None:
     # Before: DecodeError "the task has no 'id'" for every follower.
     async with (
@@ -127,7 +128,6 @@ async def test_watch_many_over_the_nested_batch_answer(vclock: VirtualClock) -> 
         assert emu.count("get") < 20  # the batch did the work
 
 
-@pytest.mark.asyncio
 async def test_extend_many_over_the_nested_batch_answer_pays_once_and_succeeds(
     vclock: VirtualClock, tmp_path: Path
 ) -> None:
@@ -156,7 +156,6 @@ NOT_OFFERED = [
 
 
 @pytest.mark.parametrize("options", NOT_OFFERED)
-@pytest.mark.asyncio
 async def test_a_batch_route_not_offered_costs_no_task(
     vclock: VirtualClock, caplog: pytest.LogCaptureFixture, options: dict[str, Any]
 ) -> None:
@@ -176,7 +175,6 @@ async def test_a_batch_route_not_offered_costs_no_task(
     assert len(decided) == 1  # logged once
 
 
-@pytest.mark.asyncio
 async def test_a_batch_route_failing_with_5xx_after_retries_is_not_offered(
     vclock: VirtualClock,
 ) -> None:
@@ -191,7 +189,6 @@ async def test_a_batch_route_failing_with_5xx_after_retries_is_not_offered(
         assert emu.count("tasks") == luma.retry.attempts  # retried, then never again
 
 
-@pytest.mark.asyncio
 async def test_a_dropped_batch_connection_only_sends_that_round_by_get(
     vclock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -258,7 +255,6 @@ def _scripted_deployment(
     return app, gets
 
 
-@pytest.mark.asyncio
 async def test_one_unreadable_item_costs_only_that_item_a_get(
     vclock: VirtualClock, tiny_server: Callable[[web.Application], Any]
 ) -> None:
@@ -291,7 +287,6 @@ async def test_one_unreadable_item_costs_only_that_item_a_get(
         assert gets.count(good) <= 2
 
 
-@pytest.mark.asyncio
 async def test_a_batch_item_for_another_task_is_never_the_asked_one(
     vclock: VirtualClock, tiny_server: Callable[[web.Application], Any]
 ) -> None:
@@ -345,7 +340,6 @@ def test_official_shape_failed() -> None:
     assert got.failure_reason == "Prompt not allowed because of moderation"
 
 
-@pytest.mark.asyncio
 async def test_an_official_task_is_followed_to_its_end(vclock: VirtualClock) -> None:
     # Before: queued/dreaming were unknown states and assets.video was never read, so the
     # poll ran until its deadline.
@@ -486,7 +480,6 @@ def test_429_with_an_empty_body_and_no_retry_after() -> None:
 
 
 @pytest.mark.parametrize("dialect", ["proxy", "gateway"])
-@pytest.mark.asyncio
 async def test_an_expired_upstream_account_is_not_a_wrong_key(
     vclock: VirtualClock, dialect: str
 ) -> None:
@@ -515,7 +508,6 @@ async def test_an_expired_upstream_account_is_not_a_wrong_key(
 # -- 5. an answer for another task --------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_get_answered_with_another_task_is_retried(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator() as emu,
@@ -530,7 +522,6 @@ async def test_get_answered_with_another_task_is_retried(vclock: VirtualClock) -
         assert emu.gets_for(mine.id) == 3
 
 
-@pytest.mark.asyncio
 async def test_get_answered_with_another_task_every_time_is_a_decode_error(
     vclock: VirtualClock,
 ) -> None:
@@ -549,7 +540,6 @@ async def test_get_answered_with_another_task_every_time_is_a_decode_error(
         assert emu.gets_for(mine.id) == luma.retry.attempts
 
 
-@pytest.mark.asyncio
 async def test_polling_never_hands_over_another_tasks_video(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator(wrong_task_answers=6) as emu,
@@ -569,7 +559,6 @@ async def test_polling_never_hands_over_another_tasks_video(vclock: VirtualClock
 
 
 @pytest.mark.parametrize(("given", "sent"), [(5, "5s"), ("5s", "5s"), ("10", "10s"), (9.0, "9s")])
-@pytest.mark.asyncio
 async def test_generate_options_as_users_send_them(
     vclock: VirtualClock, given: Any, sent: str
 ) -> None:
@@ -591,7 +580,6 @@ async def test_generate_options_as_users_send_them(
 
 
 @pytest.mark.parametrize("bad", [0, -5, "five", "5m", True, 2.5, [5]])
-@pytest.mark.asyncio
 async def test_a_bad_duration_is_refused_before_any_request(vclock: VirtualClock, bad: Any) -> None:
     async with (
         LumaEmulator() as emu,
@@ -603,7 +591,6 @@ async def test_a_bad_duration_is_refused_before_any_request(vclock: VirtualClock
 
 
 @pytest.mark.parametrize("envelope", ["bare", "wrapped"])
-@pytest.mark.asyncio
 async def test_usage_and_account(vclock: VirtualClock, envelope: str) -> None:
     async with (
         LumaEmulator(envelope=envelope, credit_limit=50) as emu,  # type: ignore[arg-type]
@@ -622,7 +609,6 @@ async def test_usage_and_account(vclock: VirtualClock, envelope: str) -> None:
         assert account.extra["created_at"] == "2024-06-12T00:00:00Z"
 
 
-@pytest.mark.asyncio
 async def test_account_endpoints_missing_on_a_new_api_deployment(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator(account_routes=False, unrouted="html") as emu,
@@ -644,7 +630,6 @@ def test_usage_of_an_unknown_shape_keeps_everything() -> None:
         usage_from_json([1, 2], what="usage")
 
 
-@pytest.mark.asyncio
 async def test_followers_that_give_up_cancel_their_batch_refresh(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator() as emu,
@@ -737,7 +722,6 @@ def test_a_raw_video_without_link_at_the_top_yields_to_the_artifact_one() -> Non
 # -- 7. the emulator's wire answers -------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_the_emulator_speaks_each_variation_on_the_wire(vclock: VirtualClock) -> None:
     import aiohttp  # noqa: PLC0415
 
@@ -785,7 +769,6 @@ async def test_the_emulator_speaks_each_variation_on_the_wire(vclock: VirtualClo
 
 
 @pytest.mark.parametrize("media", ["video", "top", "artifact"])
-@pytest.mark.asyncio
 async def test_the_emulator_puts_media_in_one_place(vclock: VirtualClock, media: str) -> None:
     async with LumaEmulator(task_shape="artifact", media=media) as emu:  # type: ignore[arg-type]
         task = emu._create({"user_prompt": "a fox"}, kind="generate", parent=None)
@@ -803,7 +786,6 @@ async def test_the_emulator_puts_media_in_one_place(vclock: VirtualClock, media:
     assert [place for place, there in places.items() if there] == [expected]
 
 
-@pytest.mark.asyncio
 async def test_a_429_on_the_batch_route_decides_nothing(
     vclock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -820,7 +802,6 @@ async def test_a_429_on_the_batch_route_decides_nothing(
     assert not [r for r in caplog.records if "no batch status query" in r.getMessage()]
 
 
-@pytest.mark.asyncio
 async def test_a_json_string_from_the_batch_route_means_not_offered(
     vclock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -839,7 +820,6 @@ async def test_a_json_string_from_the_batch_route_means_not_offered(
     assert "str" in decided[0]
 
 
-@pytest.mark.asyncio
 async def test_a_follower_fails_only_for_what_its_own_get_says(
     vclock: VirtualClock, tiny_server: Callable[[web.Application], Any]
 ) -> None:
@@ -862,7 +842,6 @@ async def test_a_follower_fails_only_for_what_its_own_get_says(
     assert all(not isinstance(r, BaseException) and r.video is not None for r in results[::2])
 
 
-@pytest.mark.asyncio
 async def test_the_recorded_new_api_page_on_the_batch_route_means_not_offered(
     vclock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:

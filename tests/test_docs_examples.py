@@ -33,6 +33,10 @@ from luma_async._cli import EXIT_CODES
 from luma_async._cli_commands import cli
 from luma_async.testing import LumaEmulator, VirtualClock, virtual_time
 
+from .helpers import finished_task
+
+pytestmark = pytest.mark.asyncio
+
 pytest_plugins = ["pytester"]
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -66,19 +70,17 @@ async def emu(vclock: VirtualClock, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
         yield emulator
 
 
-async def finished_task(emu: LumaEmulator, prompt: str = "a red fox in snow") -> str:
+async def finished_id(emu: LumaEmulator, prompt: str = "a red fox in snow") -> str:
     """A completed task to extend or download, made behind the example's back."""
     async with LumaSession(emu.api_key, base_url=emu.base_url) as luma:
-        task = await luma.generate(prompt)
-        return (await luma.wait(task.id, first=task)).id
+        return (await finished_task(luma, prompt)).id
 
 
 # -- tutorial ---------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_tutorial_first_extension(emu: LumaEmulator, capsys: pytest.CaptureFixture[str]):
-    parent = await finished_task(emu)
+    parent = await finished_id(emu)
     url = await load("first_extension").main(parent)
     out = capsys.readouterr().out
     states = [line.split()[0] for line in out.splitlines()[1:]]
@@ -94,10 +96,9 @@ async def test_tutorial_first_extension(emu: LumaEmulator, capsys: pytest.Captur
 # -- how-to: batches ----------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_batch_resumes_from_its_journal(emu: LumaEmulator, tmp_path: Path):
     example = load("batch")
-    parents = [await finished_task(emu, f"clip {i}") for i in range(3)]
+    parents = [await finished_id(emu, f"clip {i}") for i in range(3)]
     prompts = ("the camera pulls back", "a storm [fail]")
     first = await example.main(parents, tmp_path, prompts=prompts)
     assert len(first) == 6
@@ -114,10 +115,9 @@ async def test_batch_resumes_from_its_journal(emu: LumaEmulator, tmp_path: Path)
     assert example.uncertain_requests(tmp_path / "batch.sqlite") == []
 
 
-@pytest.mark.asyncio
 async def test_batch_lists_uncertain_requests(emu: LumaEmulator, tmp_path: Path):
     example = load("batch")
-    parent = await finished_task(emu)
+    parent = await finished_id(emu)
     emu.inject("extend", after_processing=True, drop=True)  # created, answer lost
     (result,) = await example.main([parent], tmp_path, prompts=("the camera pulls back",))
     assert isinstance(result.error, SubmissionUncertainError)
@@ -128,13 +128,11 @@ async def test_batch_lists_uncertain_requests(emu: LumaEmulator, tmp_path: Path)
 # -- how-to: streaming ----------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_stream_with_a_queue(emu: LumaEmulator):
     board = await load("stream_to_coroutines").with_a_queue(["a fox", "a cat [fail]"])
     assert sorted(board.values()) == ["completed", "failed"]
 
 
-@pytest.mark.asyncio
 async def test_stream_with_a_callback(emu: LumaEmulator):
     seen = await load("stream_to_coroutines").with_a_callback("a fox")
     assert seen[0] == "pending"
@@ -142,7 +140,6 @@ async def test_stream_with_a_callback(emu: LumaEmulator):
     assert len(seen) == len(set(seen))
 
 
-@pytest.mark.asyncio
 async def test_stream_merged(emu: LumaEmulator):
     changes = await load("stream_to_coroutines").merged(["a fox", "a cat [fail]", "an owl"])
     ends = {task_id: state for task_id, state in changes if state in ("completed", "failed")}
@@ -177,7 +174,6 @@ async def sse_app(emu: LumaEmulator) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-@pytest.mark.asyncio
 async def test_sse_app_streams_progress_to_the_end(emu: LumaEmulator, sse_app: str):
     async with aiohttp.ClientSession() as browser:
         async with browser.get(sse_app + "/") as page:
@@ -195,7 +191,6 @@ async def test_sse_app_streams_progress_to_the_end(emu: LumaEmulator, sse_app: s
     assert events[-1][1]["video"] == emu.task_json(task["id"])["video"]["url"]
 
 
-@pytest.mark.asyncio
 async def test_sse_app_reports_failures_and_unknown_tasks(emu: LumaEmulator, sse_app: str):
     async with aiohttp.ClientSession() as browser:
         async with browser.post(sse_app + "/videos", data={"prompt": "a fox [fail]"}) as created:
@@ -214,7 +209,6 @@ async def test_sse_app_reports_failures_and_unknown_tasks(emu: LumaEmulator, sse
 # -- how-to: callbacks ----------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_callbacks_finish_long_before_the_next_poll(monkeypatch: pytest.MonkeyPatch):
     # Real time on purpose: polls are 30 s apart, so a task seen finished within seconds
     # was polled because a callback asked for it.  The task itself lasts 0.2 s.
@@ -233,11 +227,10 @@ async def test_callbacks_finish_long_before_the_next_poll(monkeypatch: pytest.Mo
 # -- how-to: downloads ----------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_download_resumes_and_saves_the_whole_video(
     emu: LumaEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    task_id = await finished_task(emu)
+    task_id = await finished_id(emu)
     emu.inject("video", drop=True)  # the first transfer breaks
     path = await load("download").main(task_id, tmp_path)
     assert path == tmp_path / f"{task_id}.mp4"
@@ -265,7 +258,6 @@ def test_testing_howto_examples_pass_under_pytest(pytester: pytest.Pytester):
 # -- how-to: retries, timeouts and budgets ------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_retries_ride_through_transient_errors(emu: LumaEmulator):
     emu.inject("generate", status=429, retry_after=2)  # refused: safe to send again
     emu.inject("get", status=503, count=3)
@@ -276,7 +268,6 @@ async def test_retries_ride_through_transient_errors(emu: LumaEmulator):
     assert len(emu.created) == 1
 
 
-@pytest.mark.asyncio
 async def test_retries_never_resend_an_uncertain_post(
     emu: LumaEmulator, capsys: pytest.CaptureFixture[str]
 ):
@@ -291,7 +282,6 @@ async def test_retries_never_resend_an_uncertain_post(
     assert capsys.readouterr().out.count("not sure whether") == 2
 
 
-@pytest.mark.asyncio
 async def test_follow_outlives_a_poll_deadline(
     emu: LumaEmulator, capsys: pytest.CaptureFixture[str]
 ):
@@ -306,7 +296,6 @@ async def test_follow_outlives_a_poll_deadline(
 # -- how-to: your own aiohttp session -----------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_own_session_is_used_and_left_open(emu: LumaEmulator):
     task_id, size, requests = await load("own_session").main("a fox")
     assert size == len(emu.video_bytes)

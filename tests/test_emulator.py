@@ -29,6 +29,11 @@ from luma_async.testing import LumaEmulator, virtual_time
 from luma_async.testing._emulator import EmulatorThread, _ranged, serve
 from luma_async.testing._mp4 import build_mp4, build_png
 
+from . import strategies
+from .helpers import eventually
+
+pytestmark = pytest.mark.asyncio
+
 pytest_plugins = ["pytester"]
 
 KEY = "emulator-key"
@@ -118,17 +123,9 @@ async def receiver(statuses: list[int]) -> AsyncIterator[tuple[str, list[Any]]]:
         await runner.cleanup()
 
 
-async def eventually(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 # -- lifecycle and auth -------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_lifecycle_urls_and_idempotent_close() -> None:
     emu = LumaEmulator()
     assert not emu.running
@@ -161,7 +158,6 @@ def test_bad_options_are_refused(options: dict[str, Any]) -> None:
         LumaEmulator(**options)
 
 
-@pytest.mark.asyncio
 async def test_auth_proxy_dialect() -> None:
     async with running() as (emu, call):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
@@ -177,7 +173,6 @@ async def test_auth_proxy_dialect() -> None:
         assert [r.status for r in emu.requests] == [401, 401, 401, 404]
 
 
-@pytest.mark.asyncio
 async def test_auth_and_not_found_gateway_dialect() -> None:
     async with running(dialect="gateway") as (_, call):
         reply = await call("GET", "/luma/generations/nope", headers={})
@@ -193,7 +188,6 @@ async def test_auth_and_not_found_gateway_dialect() -> None:
         assert reply.body["code"] == "invalid_request"
 
 
-@pytest.mark.asyncio
 async def test_unknown_paths_are_404() -> None:
     async with running() as (emu, call):
         assert (await call("GET", "/luma/nothing")).status == 404
@@ -207,7 +201,6 @@ async def test_unknown_paths_are_404() -> None:
 # -- generate and the state machine ---------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_state_progression_on_virtual_time(clock: Any) -> None:
     async with running() as (emu, call):
         task = await call.generate("cat dance", aspect_ratio="9:16", expand_prompt=True)
@@ -239,7 +232,6 @@ async def test_state_progression_on_virtual_time(clock: Any) -> None:
         assert emu.state_of(task["id"]) == "completed"
 
 
-@pytest.mark.asyncio
 async def test_time_scale_and_per_task_durations(clock: Any) -> None:
     async with running(time_scale=0.01, estimate_wait=False) as (emu, call):
         first = await call.generate()
@@ -255,7 +247,6 @@ async def test_time_scale_and_per_task_durations(clock: Any) -> None:
             emu.set_durations("nope", pending=1)
 
 
-@pytest.mark.asyncio
 async def test_failures_classic_shape(clock: Any) -> None:
     async with running() as (emu, call):
         marked = await call.generate("a [fail] prompt")
@@ -283,7 +274,6 @@ async def test_failures_classic_shape(clock: Any) -> None:
         assert "fail_reason" not in emu.task_json(ok["id"])
 
 
-@pytest.mark.asyncio
 async def test_link_delay_polls(clock: Any) -> None:
     async with running(link_delay_polls=2, pending_seconds=0, processing_seconds=1) as (emu, call):
         task = await call.generate()
@@ -295,7 +285,6 @@ async def test_link_delay_polls(clock: Any) -> None:
         assert third["video"]["url"]
 
 
-@pytest.mark.asyncio
 async def test_envelope_list_and_wrapped() -> None:
     async with running(envelope="list") as (_, call):
         created = await call.generate()
@@ -310,7 +299,6 @@ async def test_envelope_list_and_wrapped() -> None:
         assert reply.body["data"]["state"] == "pending"
 
 
-@pytest.mark.asyncio
 async def test_artifact_shape(clock: Any) -> None:
     async with running(task_shape="artifact") as (emu, call):
         task = await call.generate("moon", aspect_ratio="1:1", loop=True)
@@ -353,7 +341,6 @@ async def test_artifact_shape(clock: Any) -> None:
         (b'{"user_prompt": "x", "notify_hook": "data:image/png;base64,AA=="}', "notify_hook"),
     ],
 )
-@pytest.mark.asyncio
 async def test_generate_rejects_bad_bodies(body: bytes, message: str) -> None:
     async with running() as (emu, call):
         reply = await call("POST", "/luma/generations", data=body)
@@ -362,7 +349,6 @@ async def test_generate_rejects_bad_bodies(body: bytes, message: str) -> None:
         assert emu.created == []
 
 
-@pytest.mark.asyncio
 async def test_optional_fields_and_unknown_fields_are_accepted() -> None:
     async with running() as (emu, call):
         task = await call.generate(
@@ -378,7 +364,6 @@ async def test_optional_fields_and_unknown_fields_are_accepted() -> None:
         assert emu.requests[0].json["model_name"] == "ray-2"
 
 
-@pytest.mark.asyncio
 async def test_body_too_large() -> None:
     async with running(max_body_bytes=100, dialect="gateway") as (emu, call):
         reply = await call("POST", "/luma/generations", json_body={"user_prompt": "x" * 200})
@@ -398,7 +383,6 @@ async def test_body_too_large() -> None:
 # -- extend, download link, uploads, batch --------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_extend(clock: Any) -> None:
     async with running() as (emu, call):
         parent = await call.generate("base", aspect_ratio="4:3")
@@ -435,7 +419,6 @@ async def test_extend(clock: Any) -> None:
         assert emu.count("extend") == 5
 
 
-@pytest.mark.asyncio
 async def test_download_video_url_and_expiry(clock: Any) -> None:
     async with running(dialect="gateway") as (emu, call):
         task = await call.generate()
@@ -457,7 +440,6 @@ async def test_download_video_url_and_expiry(clock: Any) -> None:
         assert stale.status == 403
 
 
-@pytest.mark.asyncio
 async def test_file_upload() -> None:
     async with running() as (emu, call):
         png = build_png()
@@ -495,7 +477,6 @@ async def test_file_upload() -> None:
         assert emu.count("file_upload") == 9
 
 
-@pytest.mark.asyncio
 async def test_batch_endpoint(clock: Any) -> None:
     async with running() as (emu, call):
         one, two = await call.generate("one"), await call.generate("two [fail]")
@@ -574,7 +555,6 @@ def test_video_is_a_well_formed_h264_mp4() -> None:
     assert build_png().startswith(b"\x89PNG\r\n\x1a\n")
 
 
-@pytest.mark.asyncio
 async def test_video_ranges(clock: Any) -> None:
     async with running(pending_seconds=0, processing_seconds=0) as (emu, call):
         task = await call.generate()
@@ -623,7 +603,6 @@ async def test_video_ranges(clock: Any) -> None:
         assert all("Authorization" not in r.headers for r in emu.video_requests)
 
 
-@pytest.mark.asyncio
 async def test_video_not_served_before_completion() -> None:
     async with running() as (emu, call):
         task = await call.generate()
@@ -633,7 +612,6 @@ async def test_video_not_served_before_completion() -> None:
         assert reply.status == 404
 
 
-@pytest.mark.asyncio
 async def test_video_redirect_goes_to_the_other_origin(clock: Any) -> None:
     async with running(video_redirect=True, pending_seconds=0, processing_seconds=0) as (emu, call):
         task = await call.generate()
@@ -652,7 +630,6 @@ async def test_video_redirect_goes_to_the_other_origin(clock: Any) -> None:
 # -- callbacks -----------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_callbacks_on_every_state_change_with_retries() -> None:
     async with (
         receiver([500]) as (hook, received),
@@ -676,7 +653,6 @@ async def test_callbacks_on_every_state_change_with_retries() -> None:
         assert {c.url for c in emu.callbacks} == {hook}
 
 
-@pytest.mark.asyncio
 async def test_callbacks_give_up_duplicate_and_use_the_envelope() -> None:
     async with (
         receiver([503, 503, 503]) as (hook, received),
@@ -705,7 +681,6 @@ async def test_callbacks_give_up_duplicate_and_use_the_envelope() -> None:
         assert {c.status for c in emu.callbacks if c.url == dead} == {None}
 
 
-@pytest.mark.asyncio
 async def test_close_cancels_callbacks_in_flight() -> None:
     release = asyncio.Event()
 
@@ -732,7 +707,6 @@ async def test_close_cancels_callbacks_in_flight() -> None:
 # -- faults --------------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_fault_status_bodies_per_dialect() -> None:
     async with running() as (emu, call):
         emu.inject("generate", status=500)
@@ -787,7 +761,6 @@ async def test_fault_status_bodies_per_dialect() -> None:
         assert "error" in (await call.get("x")).body
 
 
-@pytest.mark.asyncio
 async def test_fault_count_fifo_wildcard_and_clear() -> None:
     async with running() as (emu, call):
         emu.inject("get", status=500, count=2)
@@ -807,7 +780,6 @@ async def test_fault_count_fifo_wildcard_and_clear() -> None:
             emu.inject("get", count=0)
 
 
-@pytest.mark.asyncio
 async def test_fault_injected_from_another_thread() -> None:
     async with running() as (emu, call):
         thread = threading.Thread(target=lambda: emu.inject("get", status=418))
@@ -816,7 +788,6 @@ async def test_fault_injected_from_another_thread() -> None:
         assert (await call.get("x")).status == 418
 
 
-@pytest.mark.asyncio
 async def test_fault_drop_and_delay(clock: Any) -> None:
     async with running() as (emu, call):
         emu.inject("generate", drop=True)
@@ -833,7 +804,6 @@ async def test_fault_drop_and_delay(clock: Any) -> None:
         assert _clock.monotonic() - start >= 35.0
 
 
-@pytest.mark.asyncio
 async def test_fault_after_processing_creates_the_task() -> None:
     async with running() as (emu, call):
         emu.inject("generate", status=500, after_processing=True)
@@ -855,7 +825,6 @@ async def test_fault_after_processing_creates_the_task() -> None:
 # -- restart, records, concurrency -------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_restart_keeps_tasks_and_drops_connections() -> None:
     async with running() as (emu, call):
         task = await call.generate()
@@ -875,7 +844,6 @@ async def test_restart_keeps_tasks_and_drops_connections() -> None:
         await emu.restart()
 
 
-@pytest.mark.asyncio
 async def test_records() -> None:
     async with running() as (emu, call):
         first = await call.generate("same")
@@ -906,7 +874,6 @@ async def test_records() -> None:
         assert len(emu.tasks) == 3  # tasks stay
 
 
-@pytest.mark.asyncio
 async def test_hundreds_of_concurrent_requests() -> None:
     async with running() as (emu, call):
         started = time.monotonic()
@@ -957,14 +924,12 @@ def test_emulator_thread_start_failure_and_double_start() -> None:
         runner.stop()
 
 
-@pytest.mark.asyncio
 async def test_run_threadsafe_refuses_its_own_loop() -> None:
     async with running() as (emu, _):
         with pytest.raises(RuntimeError, match="own loop"):
             emu.run_threadsafe(emu.restart())
 
 
-@pytest.mark.asyncio
 async def test_serve_until_cancelled() -> None:
     ready: asyncio.Queue[LumaEmulator] = asyncio.Queue()
     server = asyncio.ensure_future(serve(port=0, ready=ready.put_nowait, dialect="gateway"))
@@ -977,7 +942,6 @@ async def test_serve_until_cancelled() -> None:
     assert not emu.running
 
 
-@pytest.mark.asyncio
 async def test_serve_forever_closes_when_cancelled() -> None:
     emu = LumaEmulator()
     server = asyncio.ensure_future(emu.serve_forever())
@@ -1029,11 +993,10 @@ def test_pytest_plugin(pytester: pytest.Pytester) -> None:
 
 # -- properties ----------------------------------------------------------------------------------
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
+_JSON = strategies.json_values(
+    keys=st.text(max_size=5),
+    scalars=strategies.json_scalars(text_size=8, floats=st.floats(allow_nan=False)),
+    max_size=3,
     max_leaves=6,
 )
 _FIELDS = st.sampled_from(

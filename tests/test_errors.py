@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from luma_async import (
     TransportError,
 )
 from luma_async._errors import decode_error_body, error_from_response, parse_retry_after
+
+from . import strategies
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PATH = "/luma/generations/0c6e2a8f-1b7d-4e9a-bf3c-5d8e7a6b4c2d"
@@ -96,6 +99,26 @@ def test_branches_do_not_overlap() -> None:
 def test_public_names_are_exported() -> None:
     for name in ("LumaError", "APIError", "RateLimitError", "SubmissionUncertainError"):
         assert name in luma_async.__all__
+
+
+#: Names the package module imports for itself, not for its users.
+OWN_IMPORTS = {"annotations", "Any", "TYPE_CHECKING"}
+#: Public names ``luma_async.__getattr__`` loads on first use, so not in ``vars()`` up front.
+LAZY = {"CallbackReceiver", "__version__"}
+
+
+def test_exported_members() -> None:
+    """``__all__`` is exactly the public names the package holds: none missing, none stale."""
+    exported = set(luma_async.__all__)
+    assert len(exported) == len(luma_async.__all__)  # no name twice
+    held = {
+        name
+        for name, value in vars(luma_async).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert exported == (held - OWN_IMPORTS) | LAZY
+    for name in exported:
+        assert getattr(luma_async, name) is not None, name
 
 
 def test_task_outcome_errors_say_what_happened() -> None:
@@ -330,18 +353,10 @@ def test_decode_error_body_survives_deep_nesting() -> None:
 
 # --- properties ---------------------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(["detail", "code", "message", "error", "reason", "msg", "type", "data"])
-            | st.text(max_size=6),
-            children,
-            max_size=4,
-        )
-    ),
-    max_leaves=12,
+json_values = strategies.json_values(
+    keys=st.sampled_from(["detail", "code", "message", "error", "reason", "msg", "type", "data"])
+    | st.text(max_size=6),
+    scalars=strategies.json_scalars(text_size=20, floats=st.floats(allow_nan=False)),
 )
 statuses = st.integers(400, 599)
 header_values = st.dictionaries(

@@ -38,6 +38,8 @@ from luma_async import (
 )
 from luma_async.testing import LumaEmulator, VirtualClock
 
+pytestmark = pytest.mark.asyncio
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TASK = {
@@ -82,7 +84,6 @@ _UNREADABLE = {
 }
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("kind", sorted(_UNREADABLE))
 async def test_unreadable_2xx_to_a_paid_post_is_uncertain_not_a_decode_error(
     kind: str, vclock: VirtualClock, tmp_path: Path
@@ -176,7 +177,6 @@ def _complete_parent(emu: LumaEmulator) -> str:
 # -- 3. a journal that cannot be written -----------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_a_locked_journal_is_an_input_error_before_anything_is_sent(
     emulator: LumaEmulator, tmp_path: Path
 ) -> None:
@@ -194,7 +194,6 @@ async def test_a_locked_journal_is_an_input_error_before_anything_is_sent(
     assert emulator.count("extend") == 0
 
 
-@pytest.mark.asyncio
 async def test_a_read_only_journal_is_an_input_error_before_anything_is_sent(
     emulator: LumaEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -227,7 +226,6 @@ def _gzip_bomb() -> bytes:
     return b"".join([*parts, packer.compress(b'"}'), packer.flush()])
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("status", [200, 503])
 async def test_a_gzip_bomb_is_capped_while_it_inflates(status: int, vclock: VirtualClock) -> None:
     bomb = _gzip_bomb()
@@ -261,7 +259,6 @@ def _packed(payload: bytes, wbits: int) -> bytes:
     return packer.compress(payload) + packer.flush()
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("encoding", "wbits"), [("gzip", 16 + zlib.MAX_WBITS), ("deflate", zlib.MAX_WBITS)]
 )
@@ -294,7 +291,6 @@ async def test_compressed_answers_are_inflated_by_the_library_itself(
     assert offered == ["gzip, deflate"]
 
 
-@pytest.mark.asyncio
 async def test_a_deflate_bomb_is_capped_too(vclock: VirtualClock) -> None:
     bomb = _packed(b'{"id": "t-1", "notes": "' + b"0" * _INFLATED + b'"}', zlib.MAX_WBITS)
 
@@ -309,7 +305,6 @@ async def test_a_deflate_bomb_is_capped_too(vclock: VirtualClock) -> None:
             await luma.get("t-1")
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("encoding", ["br", "gzip"])
 async def test_an_answer_we_cannot_inflate_is_unreadable_not_a_crash(
     encoding: str, vclock: VirtualClock
@@ -339,7 +334,6 @@ async def test_an_answer_we_cannot_inflate_is_unreadable_not_a_crash(
 # -- 7. RetryPolicy.timeout is a bound -------------------------------------------------------
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("status", [429, 503])
 async def test_a_huge_retry_after_is_not_slept_past_the_timeout(
     status: int, vclock: VirtualClock
@@ -373,7 +367,6 @@ async def test_a_huge_retry_after_is_not_slept_past_the_timeout(
         assert task.id == "new-task-1"
 
 
-@pytest.mark.asyncio
 async def test_a_backoff_never_sleeps_past_the_deadline(vclock: VirtualClock) -> None:
     hits: list[float] = []
 
@@ -433,7 +426,6 @@ def _echoing_routes() -> list[tuple[str, str, Handler]]:
     ]
 
 
-@pytest.mark.asyncio
 async def test_the_key_never_leaks_in_any_form(
     vclock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -11,11 +11,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from luma_async import (
     ExtendRequest,
@@ -29,26 +27,17 @@ from luma_async import (
 from luma_async._journal import Journal, request_fingerprint, writer_of
 from luma_async.testing import LumaEmulator
 
+from .helpers import finished_task
+
 ROOT = Path(__file__).resolve().parent.parent
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.5, timeout=600.0)
+pytestmark = [pytest.mark.asyncio, pytest.mark.poll(FAST)]
 
 
-@pytest_asyncio.fixture
-async def luma(emulator: LumaEmulator) -> AsyncIterator[LumaSession]:
-    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=FAST) as session:
-        yield session
-
-
-async def parent_task(luma: LumaSession) -> str:
-    task = await luma.generate("the root clip")
-    return (await luma.wait(task.id, first=task)).id
-
-
-@pytest.mark.asyncio
 async def test_a_finished_batch_is_not_run_again(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     journal = tmp_path / "batch.sqlite"
     requests = [ExtendRequest(parent, f"step {i}") for i in range(12)] + [
         ExtendRequest(parent, "[fail] x")
@@ -66,11 +55,10 @@ async def test_a_finished_batch_is_not_run_again(
     assert isinstance(failed[0].error, TaskFailedError)
 
 
-@pytest.mark.asyncio
 async def test_identical_requests_are_distinct_rows(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     same = [ExtendRequest(parent, "again")] * 3
     results = [r async for r in luma.extend_many(same, journal=tmp_path / "j.sqlite")]
     assert len({r.task_id for r in results}) == 3
@@ -80,11 +68,10 @@ async def test_identical_requests_are_distinct_rows(
     assert emulator.count("extend") == 0
 
 
-@pytest.mark.asyncio
 async def test_a_request_cut_off_mid_post_is_flagged_not_resent(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     request = ExtendRequest(parent, "maybe")
     path = tmp_path / "j.sqlite"
     with Journal(path) as journal:  # what a process killed mid-POST leaves behind
@@ -108,11 +95,10 @@ async def test_a_request_cut_off_mid_post_is_flagged_not_resent(
     assert emulator.count("extend") == 1
 
 
-@pytest.mark.asyncio
 async def test_resolving_with_a_task_follows_it(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     request = ExtendRequest(parent, "landed")
     existing = await luma.extend(parent, "landed")  # the POST that landed before the crash
     path = tmp_path / "j.sqlite"
@@ -128,11 +114,10 @@ async def test_resolving_with_a_task_follows_it(
     assert emulator.count("extend") == 0
 
 
-@pytest.mark.asyncio
 async def test_a_rejected_request_is_sent_again(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     path = tmp_path / "j.sqlite"
     emulator.inject("extend", status=400, body={"detail": "busy"})
     first = [r async for r in luma.extend_many([ExtendRequest(parent, "x")], journal=path)]
@@ -141,11 +126,10 @@ async def test_a_rejected_request_is_sent_again(
     assert second[0].ok
 
 
-@pytest.mark.asyncio
 async def test_an_uncertain_answer_is_journaled(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     path = tmp_path / "j.sqlite"
     emulator.inject("extend", status=502, after_processing=True)
     first = [r async for r in luma.extend_many([ExtendRequest(parent, "x")], journal=path)]
@@ -204,11 +188,10 @@ def test_the_write_protocol_is_not_the_journals_public_api() -> None:
     assert public == {"close", "entries", "get", "key_for", "resolve", "uncertain"}
 
 
-@pytest.mark.asyncio
 async def test_a_journal_file_is_created_only_when_the_batch_runs(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
-    parent = await parent_task(luma)
+    parent = (await finished_task(luma, "the root clip")).id
     path = tmp_path / "later.sqlite"
     batch = luma.extend_many([ExtendRequest(parent, "later")], journal=path)
     async with batch:  # entered and left without iterating
@@ -225,7 +208,6 @@ async def test_a_journal_file_is_created_only_when_the_batch_runs(
         assert [entry.state for entry in journal.entries()] == [JournalState.FINISHED]
 
 
-@pytest.mark.asyncio
 async def test_an_unusable_journal_path_is_refused_at_the_call_creating_nothing(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:

@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from luma_async import (
     BatchResult,
@@ -23,22 +22,10 @@ from luma_async import (
 from luma_async._errors import InputError, LumaError
 from luma_async.testing import LumaEmulator, VirtualClock
 
-from .helpers import ours
+from .helpers import finished_ids, ours
 
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.5, timeout=600.0)
-
-
-@pytest_asyncio.fixture
-async def luma(emulator: LumaEmulator) -> AsyncIterator[LumaSession]:
-    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=FAST) as session:
-        yield session
-
-
-async def parents(luma: LumaSession, count: int) -> list[str]:
-    """``count`` completed tasks to extend."""
-    submitted = [await luma.generate(f"clip {i}") for i in range(count)]
-    done = await asyncio.gather(*(luma.wait(t.id, first=t) for t in submitted))
-    return [t.id for t in done]
+pytestmark = [pytest.mark.asyncio, pytest.mark.poll(FAST)]
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -53,11 +40,10 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
 # -- extend_many -------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_batch_of_hundreds_holds_its_concurrency_bound(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
-    ids = await parents(luma, 5)
+    ids = await finished_ids(luma, 5)
     emulator.reset_records()
     requests = [ExtendRequest(ids[i % 5], f"step {i}") for i in range(200)]
     batch = luma.extend_many(requests, concurrency=8)
@@ -85,11 +71,10 @@ async def test_batch_of_hundreds_holds_its_concurrency_bound(
     assert 1 < max_overlap(spans) <= 8
 
 
-@pytest.mark.asyncio
 async def test_one_failure_is_reported_and_the_batch_goes_on(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
     requests = [
         ExtendRequest(parent, f"step {i}" + (" [fail]" if i == 3 else "")) for i in range(10)
     ]
@@ -102,9 +87,8 @@ async def test_one_failure_is_reported_and_the_batch_goes_on(
     assert failed[0].parent_id == parent
 
 
-@pytest.mark.asyncio
 async def test_submission_errors_become_results(luma: LumaSession, emulator: LumaEmulator) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
     emulator.inject("extend", status=500, after_processing=True)
     requests = [
         ExtendRequest(parent, "a"),
@@ -116,9 +100,8 @@ async def test_submission_errors_become_results(luma: LumaSession, emulator: Lum
     assert kinds == ["InputError", "InputError", "SubmissionUncertainError"]
 
 
-@pytest.mark.asyncio
 async def test_fail_fast_stops_submitting(luma: LumaSession, emulator: LumaEmulator) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
     emulator.reset_records()
     requests = [ExtendRequest(parent, "[fail] first")] + [
         ExtendRequest(parent, f"s{i}") for i in range(50)
@@ -129,16 +112,15 @@ async def test_fail_fast_stops_submitting(luma: LumaSession, emulator: LumaEmula
         async for result in batch:
             seen.append(result)
     assert any(not r.ok for r in seen)
-    assert emulator.count("extend") < 10
+    assert 2 <= emulator.count("extend") < 10  # both slots were used, then submitting stopped
     await asyncio.sleep(0)
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("luma-batch")]
 
 
-@pytest.mark.asyncio
 async def test_cancelling_the_consumer_reports_what_was_submitted(
     luma: LumaSession, emulator: LumaEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
     emulator.reset_records()
     before = asyncio.all_tasks()
     batch = luma.extend_many([ExtendRequest(parent, f"s{i}") for i in range(40)], concurrency=5)
@@ -172,14 +154,13 @@ async def test_cancelling_the_consumer_reports_what_was_submitted(
     assert all(task_id in caplog.text for task_id in batch.in_flight)
 
 
-@pytest.mark.asyncio
 async def test_a_result_finished_but_not_yet_taken_stays_in_flight(
     luma: LumaSession, emulator: LumaEmulator, vclock: VirtualClock
 ) -> None:
     # Two tasks end at the same emulated moment: both results are queued before the
     # consumer takes one; it breaks out after the first.  The second task was paid for and
     # never handed over, so it must be listed in flight, not silently counted as ended.
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
     emulator.reset_records()
     batch = luma.extend_many([ExtendRequest(parent, f"s{i}") for i in range(2)], concurrency=2)
     async with batch:  # takes one result, then leaves: the batch is closed
@@ -191,9 +172,8 @@ async def test_a_result_finished_but_not_yet_taken_stays_in_flight(
     assert created == {first.task_id} | set(batch.in_flight)
 
 
-@pytest.mark.asyncio
 async def test_breaking_out_and_closing_the_batch(luma: LumaSession) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
     before = asyncio.all_tasks()
     async with luma.extend_many(
         [ExtendRequest(parent, f"s{i}") for i in range(20)], concurrency=4
@@ -204,9 +184,8 @@ async def test_breaking_out_and_closing_the_batch(luma: LumaSession) -> None:
     assert ours(asyncio.all_tasks()) <= before
 
 
-@pytest.mark.asyncio
 async def test_batch_accepts_an_async_source(luma: LumaSession) -> None:
-    (parent,) = await parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1)
 
     async def source() -> AsyncIterator[ExtendRequest]:
         for i in range(6):
@@ -217,7 +196,6 @@ async def test_batch_accepts_an_async_source(luma: LumaSession) -> None:
     assert all(r.ok for r in results)
 
 
-@pytest.mark.asyncio
 async def test_batch_checks_its_arguments(luma: LumaSession) -> None:
     with pytest.raises(InputError):
         luma.extend_many([], concurrency=0)
@@ -230,7 +208,6 @@ async def test_batch_checks_its_arguments(luma: LumaSession) -> None:
 # -- shared watching -----------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_many_listeners_share_one_poller(luma: LumaSession, emulator: LumaEmulator) -> None:
     task = await luma.generate("watched by many")
     results = await asyncio.gather(*(luma.wait(task.id) for _ in range(10)))
@@ -239,10 +216,9 @@ async def test_many_listeners_share_one_poller(luma: LumaSession, emulator: Luma
     alone = await luma.generate("watched by one")
     await luma.wait(alone.id)
     # Ten listeners cost what one costs: one stream of GETs per task.
-    assert emulator.gets_for(task.id) <= emulator.gets_for(alone.id) + 1
+    assert 1 <= emulator.gets_for(task.id) <= emulator.gets_for(alone.id) + 1
 
 
-@pytest.mark.asyncio
 async def test_late_listener_gets_the_latest_state_at_once(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
@@ -262,7 +238,6 @@ async def test_late_listener_gets_the_latest_state_at_once(
     await late.aclose()  # type: ignore[attr-defined]
 
 
-@pytest.mark.asyncio
 async def test_subscribe_with_a_queue_and_a_callback(luma: LumaSession) -> None:
     task = await luma.generate("a fox")
     queue: asyncio.Queue[StateChange | FollowEnd] = asyncio.Queue()
@@ -296,7 +271,6 @@ async def test_subscribe_with_a_queue_and_a_callback(luma: LumaSession) -> None:
         luma.subscribe(task.id, queue=[], callback=callback)  # type: ignore[arg-type]
 
 
-@pytest.mark.asyncio
 async def test_cancelled_listener_stops_the_poller(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
@@ -312,7 +286,6 @@ async def test_cancelled_listener_stops_the_poller(
     assert luma._hub.watched == []
 
 
-@pytest.mark.asyncio
 async def test_watch_many_merges_in_order(
     luma: LumaSession, emulator: LumaEmulator, vclock: VirtualClock
 ) -> None:
@@ -333,7 +306,6 @@ async def test_watch_many_merges_in_order(
     assert finish_order == [t.id for t in tasks]
 
 
-@pytest.mark.asyncio
 async def test_watch_many_times_out(luma: LumaSession, emulator: LumaEmulator) -> None:
     task = await luma.generate("slow")
     emulator.set_durations(task.id, pending=5_000)
@@ -347,7 +319,6 @@ async def test_watch_many_times_out(luma: LumaSession, emulator: LumaEmulator) -
         luma.watch_many("abc")
 
 
-@pytest.mark.asyncio
 async def test_closing_the_session_ends_its_followers(emulator: LumaEmulator) -> None:
     luma = LumaSession(emulator.api_key, base_url=emulator.base_url)
     task = await luma.generate("a fox")
@@ -365,7 +336,6 @@ async def test_closing_the_session_ends_its_followers(emulator: LumaEmulator) ->
 # -- batched refresh ----------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_batch_status_query_refreshes_many_tasks(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator() as emu,
@@ -380,7 +350,6 @@ async def test_batch_status_query_refreshes_many_tasks(vclock: VirtualClock) -> 
         assert emu.count("tasks") + emu.count("get") < 30 * 2
 
 
-@pytest.mark.asyncio
 async def test_without_a_batch_endpoint_it_falls_back_once(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator(batch_endpoint=False) as emu,
@@ -394,7 +363,6 @@ async def test_without_a_batch_endpoint_it_falls_back_once(vclock: VirtualClock)
         assert all(emu.gets_for(t.id) >= 2 for t in tasks)
 
 
-@pytest.mark.asyncio
 async def test_batch_refresh_errors_never_cost_a_task(
     vclock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -428,7 +396,6 @@ async def test_batch_refresh_errors_never_cost_a_task(
 # -- the request budget -------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_rate_budget_is_shared_by_every_poller(vclock: VirtualClock) -> None:
     budget = RequestBudget(max_rate=5, max_connections=3)
     async with (
@@ -447,7 +414,6 @@ async def test_rate_budget_is_shared_by_every_poller(vclock: VirtualClock) -> No
         assert len(window) <= 5 + 1
 
 
-@pytest.mark.asyncio
 async def test_a_429_storm_slows_the_whole_session(vclock: VirtualClock) -> None:
     async with (
         LumaEmulator() as emu,
@@ -469,7 +435,6 @@ async def test_a_429_storm_slows_the_whole_session(vclock: VirtualClock) -> None
     assert len(emu.tasks) == 50  # nothing re-created
 
 
-@pytest.mark.asyncio
 async def test_poll_cadence_is_slower_while_pending(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
@@ -489,9 +454,8 @@ async def test_poll_cadence_is_slower_while_pending(
 # -- chains ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_extend_chain_grows_one_video(luma: LumaSession, emulator: LumaEmulator) -> None:
-    (root,) = await parents(luma, 1)
+    (root,) = await finished_ids(luma, 1)
     steps = [step async for step in luma.extend_chain(root, ["walks", "runs", "leaps"])]
     assert [s.request.user_prompt for s in steps] == ["walks", "runs", "leaps"]
     lineage = [root] + [s.task_id for s in steps]
@@ -501,9 +465,8 @@ async def test_extend_chain_grows_one_video(luma: LumaSession, emulator: LumaEmu
         assert emulator.tasks[step.task.id].parent_id == step.parent_id
 
 
-@pytest.mark.asyncio
 async def test_extend_chain_stops_at_a_failure(luma: LumaSession) -> None:
-    (root,) = await parents(luma, 1)
+    (root,) = await finished_ids(luma, 1)
     got = []
     with pytest.raises(TaskFailedError):
         async for step in luma.extend_chain(root, ["fine", "[fail] broken", "never"]):
@@ -514,7 +477,6 @@ async def test_extend_chain_stops_at_a_failure(luma: LumaSession) -> None:
             pass
 
 
-@pytest.mark.asyncio
 async def test_notify_wakes_a_watch(luma: LumaSession, emulator: LumaEmulator) -> None:
     assert luma.notify("not-watched") is False
     task = await luma.generate("a fox")

@@ -23,6 +23,8 @@ from luma_async._budget import Budget
 from luma_async._clock import RealClock, VirtualClock, Wakeup, get_clock
 from luma_async._poll import follow, next_wait
 
+pytestmark = pytest.mark.asyncio
+
 # --- policy validation -----------------------------------------------------------------------
 
 
@@ -167,7 +169,6 @@ def test_waits_at_the_edges_of_floats() -> None:
     assert next_wait(flat, 10**9, None, None) == 2.0
 
 
-@pytest.mark.asyncio
 async def test_a_follow_runs_for_any_number_of_polls(vclock: VirtualClock) -> None:
     """Issue 11.4: after ~1,750 polls ``interval * backoff ** n`` overflowed the float."""
     polls = 0
@@ -236,7 +237,6 @@ def test_jitter_spreads_within_bounds() -> None:
 # --- VirtualClock ------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_virtual_sleep_advances_virtual_time_only() -> None:
     clock = VirtualClock(start=100.0)
     real = time.monotonic()
@@ -245,7 +245,6 @@ async def test_virtual_sleep_advances_virtual_time_only() -> None:
     assert time.monotonic() - real < 1.0
 
 
-@pytest.mark.asyncio
 async def test_virtual_sleepers_wake_in_order_of_wake_time() -> None:
     clock = VirtualClock(start=0.0)
     woke: list[tuple[str, float]] = []
@@ -260,7 +259,6 @@ async def test_virtual_sleepers_wake_in_order_of_wake_time() -> None:
     assert woke == [("a", 10.0), ("a2", 10.0), ("b", 20.0), ("c", 30.0), ("d", 40.0)]
 
 
-@pytest.mark.asyncio
 async def test_virtual_clock_waits_for_busy_work_before_jumping() -> None:
     clock = VirtualClock(start=0.0)
     steps = 0
@@ -279,7 +277,6 @@ async def test_virtual_clock_waits_for_busy_work_before_jumping() -> None:
     assert seen == 50  # time did not jump while other work was runnable
 
 
-@pytest.mark.asyncio
 async def test_advance_ends_due_sleeps_only() -> None:
     clock = VirtualClock(start=0.0)
     clock.advance(5)
@@ -304,7 +301,6 @@ async def test_advance_ends_due_sleeps_only() -> None:
     assert woke == [8.0, 15.0]
 
 
-@pytest.mark.asyncio
 async def test_wakeup_cuts_a_virtual_sleep_short() -> None:
     clock = VirtualClock(start=0.0)
     wakeup = Wakeup()
@@ -318,7 +314,6 @@ async def test_wakeup_cuts_a_virtual_sleep_short() -> None:
     assert clock.monotonic() == 1.0
 
 
-@pytest.mark.asyncio
 async def test_wake_before_the_sleep_is_not_lost() -> None:
     clock = VirtualClock(start=0.0)
     wakeup = Wakeup()
@@ -334,7 +329,6 @@ def driver_tasks() -> list[asyncio.Task[Any]]:
     return [task for task in asyncio.all_tasks() if task.get_name() == "luma-virtual-clock"]
 
 
-@pytest.mark.asyncio
 async def test_cancelling_a_sleeper_leaves_no_driver_running() -> None:
     clock = VirtualClock(start=0.0, settle_rounds=1_000_000)  # never jumps on its own
     wakeup = Wakeup()
@@ -352,7 +346,6 @@ async def test_cancelling_a_sleeper_leaves_no_driver_running() -> None:
     assert await clock.sleep(10, wakeup) is True
 
 
-@pytest.mark.asyncio
 async def test_driver_stops_when_nothing_sleeps() -> None:
     clock = VirtualClock()
     await clock.sleep(1)
@@ -364,7 +357,6 @@ async def test_driver_stops_when_nothing_sleeps() -> None:
 # --- RealClock -----------------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
 async def test_real_clock_sleeps_for_real() -> None:
     clock = RealClock()
     assert isinstance(get_clock(), RealClock)  # the autouse fixture keeps the real clock
@@ -374,7 +366,6 @@ async def test_real_clock_sleeps_for_real() -> None:
     assert await clock.sleep(-1) is False  # negative is no wait, not an error
 
 
-@pytest.mark.asyncio
 async def test_real_clock_wakeup() -> None:
     clock = RealClock()
     wakeup = Wakeup()
@@ -391,7 +382,6 @@ async def test_real_clock_wakeup() -> None:
     assert time.monotonic() - start < 5
 
 
-@pytest.mark.asyncio
 async def test_real_clock_cancel_cleans_up() -> None:
     clock = RealClock()
     wakeup = Wakeup()
@@ -418,14 +408,12 @@ async def take_slots(budget: Budget, count: int, clock: VirtualClock) -> list[fl
     return sorted(times)
 
 
-@pytest.mark.asyncio
 async def test_unlimited_budget_never_waits(vclock: VirtualClock) -> None:
     start = vclock.monotonic()
     times = await take_slots(Budget(), 50, vclock)
     assert times == [start] * 50
 
 
-@pytest.mark.asyncio
 async def test_rate_spaces_requests_evenly(vclock: VirtualClock) -> None:
     budget = Budget(RequestBudget(max_rate=10))
     start = vclock.monotonic()
@@ -436,7 +424,6 @@ async def test_rate_spaces_requests_evenly(vclock: VirtualClock) -> None:
     assert times[-1] - start == pytest.approx(1.9)  # N slots take about N/rate
 
 
-@pytest.mark.asyncio
 async def test_rate_applies_to_sequential_requests(vclock: VirtualClock) -> None:
     budget = Budget(RequestBudget(max_rate=4))
     start = vclock.monotonic()
@@ -446,7 +433,6 @@ async def test_rate_applies_to_sequential_requests(vclock: VirtualClock) -> None
     assert vclock.monotonic() - start == pytest.approx(2.0)
 
 
-@pytest.mark.asyncio
 async def test_slow_down_pauses_everyone_and_halves_the_rate(vclock: VirtualClock) -> None:
     budget = Budget(RequestBudget(max_rate=10))
     start = vclock.monotonic()
@@ -459,7 +445,6 @@ async def test_slow_down_pauses_everyone_and_halves_the_rate(vclock: VirtualCloc
     assert gaps == pytest.approx([0.2] * 5)
 
 
-@pytest.mark.asyncio
 async def test_slow_down_while_requests_wait(vclock: VirtualClock) -> None:
     budget = Budget(RequestBudget(max_rate=1))
     start = vclock.monotonic()
@@ -474,7 +459,6 @@ async def test_slow_down_while_requests_wait(vclock: VirtualClock) -> None:
     assert times[2] - times[1] == pytest.approx(2.0)  # then at the halved rate
 
 
-@pytest.mark.asyncio
 async def test_slow_down_without_retry_after_uses_pause(vclock: VirtualClock) -> None:
     budget = Budget(RequestBudget(pause=3.0))
     start = vclock.monotonic()
@@ -507,7 +491,6 @@ def test_succeeded_recovers_gradually() -> None:
     assert budget.rate == 10.0
 
 
-@pytest.mark.asyncio
 async def test_max_connections_bounds_requests_in_flight(vclock: VirtualClock) -> None:
     budget = Budget(RequestBudget(max_connections=3))
     start = vclock.monotonic()
@@ -525,7 +508,6 @@ async def test_max_connections_bounds_requests_in_flight(vclock: VirtualClock) -
     assert vclock.monotonic() - start == pytest.approx(4.0)  # ceil(10 / 3) rounds of 1 s
 
 
-@pytest.mark.asyncio
 async def test_slot_is_released_on_error(vclock: VirtualClock) -> None:
     budget = Budget(RequestBudget(max_connections=1))
     with pytest.raises(RuntimeError):

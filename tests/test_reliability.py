@@ -16,13 +16,12 @@ import logging
 import math
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,9 +48,11 @@ from luma_async import (
 )
 from luma_async.testing import LumaEmulator, VirtualClock
 
-from .helpers import ours
+from . import strategies
+from .helpers import finished_ids, ours
 
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.5, timeout=900.0)
+pytestmark = [pytest.mark.asyncio, pytest.mark.poll(FAST)]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 SECRET = "sk-live-" + uuid.uuid4().hex  # a key no other string in the suite contains
 
@@ -108,18 +109,6 @@ async def left_running(before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]
     return ours(asyncio.all_tasks()) - before
 
 
-async def finished_parents(luma: LumaSession, count: int) -> list[str]:
-    submitted = [await luma.generate(f"parent {i}") for i in range(count)]
-    done = await asyncio.gather(*(luma.wait(t.id, first=t) for t in submitted))
-    return [t.id for t in done]
-
-
-@pytest_asyncio.fixture
-async def luma(emulator: LumaEmulator) -> AsyncIterator[LumaSession]:
-    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=FAST) as session:
-        yield session
-
-
 # == 2. the fault campaign ======================================================================
 
 
@@ -149,7 +138,6 @@ def _check_outcome(
     return "refused"
 
 
-@pytest.mark.asyncio
 async def test_fault_campaign_hundreds_of_tasks(
     emulator: LumaEmulator, vclock: VirtualClock
 ) -> None:
@@ -159,7 +147,7 @@ async def test_fault_campaign_hundreds_of_tasks(
     with loop_watch() as loop_errors:
         luma = LumaSession(emulator.api_key, base_url=emulator.base_url, poll=FAST, retry=retry)
         async with luma:
-            parents = await finished_parents(luma, 4)
+            parents = await finished_ids(luma, 4, "parent {}")
             connector = connector_of(luma)
             emulator.reset_records()
             requests = [
@@ -310,7 +298,7 @@ def _ctor(name: str) -> Build:
     return build
 
 
-def _finished_task(emu: LumaEmulator) -> Task:
+def _stub_finished_task(emu: LumaEmulator) -> Task:
     return Task("t-1", "completed", video=Video(f"{emu.video_base_url}/videos/t-1.mp4"))
 
 
@@ -668,20 +656,20 @@ ARGUMENT_CASES: list[tuple[str, tuple[str, ...], st.SearchStrategy[Any], Build]]
         "download.dest",
         ("dest", "directory"),
         st.sampled_from([5, None, "/no/such/dir/v.mp4", b"v.mp4"]),
-        lambda luma, emu, tmp, v: luma.download(_finished_task(emu), v, watermark=False),
+        lambda luma, emu, tmp, v: luma.download(_stub_finished_task(emu), v, watermark=False),
     ),
     (
         "download.watermark",
         ("watermark",),
         _not_bools,
-        lambda luma, emu, tmp, v: luma.download(_finished_task(emu), tmp, watermark=v),
+        lambda luma, emu, tmp, v: luma.download(_stub_finished_task(emu), tmp, watermark=v),
     ),
     (
         "download.progress",
         ("progress",),
         st.sampled_from(["p", 5, [print]]),
         lambda luma, emu, tmp, v: luma.download(
-            _finished_task(emu), tmp, watermark=False, progress=v
+            _stub_finished_task(emu), tmp, watermark=False, progress=v
         ),
     ),
     (
@@ -689,7 +677,7 @@ ARGUMENT_CASES: list[tuple[str, tuple[str, ...], st.SearchStrategy[Any], Build]]
         ("max_bytes",),
         st.sampled_from([0, -1, 1.5, "10", True, None]),
         lambda luma, emu, tmp, v: luma.download(
-            _finished_task(emu), tmp, watermark=False, max_bytes=v
+            _stub_finished_task(emu), tmp, watermark=False, max_bytes=v
         ),
     ),
     (
@@ -782,7 +770,6 @@ async def _exercise(result: Any) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-@pytest.mark.asyncio
 async def test_every_public_argument_is_checked_before_any_request(
     luma: LumaSession,
     emulator: LumaEmulator,
@@ -828,7 +815,6 @@ _ENDPOINTS: dict[str, Callable[[LumaSession], Awaitable[Any]]] = {
 
 
 @pytest.mark.parametrize("endpoint", [*_ENDPOINTS, "tasks"])
-@pytest.mark.asyncio
 async def test_malformed_answers_are_decode_or_api_errors(
     luma: LumaSession, emulator: LumaEmulator, endpoint: str
 ) -> None:
@@ -856,12 +842,8 @@ async def test_malformed_answers_are_decode_or_api_errors(
     emulator.clear_faults()
 
 
-_json = st.recursive(
-    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
-    ),
-    max_leaves=12,
+_json = strategies.json_values(
+    keys=st.text(max_size=6), scalars=strategies.json_scalars(text_size=8, floats=st.floats())
 )
 _task_like = st.fixed_dictionaries(
     {},
@@ -887,7 +869,6 @@ _task_like = st.fixed_dictionaries(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(body=st.one_of(_task_like, _json))
-@pytest.mark.asyncio
 async def test_any_json_answer_is_a_task_or_a_decode_error(
     luma: LumaSession, emulator: LumaEmulator, body: Any
 ) -> None:
@@ -925,7 +906,6 @@ def _chain(exc: BaseException | None) -> Iterator[BaseException]:
         exc = exc.__cause__ or exc.__context__
 
 
-@pytest.mark.asyncio
 async def test_the_token_never_leaks(vclock: VirtualClock, tmp_path: Path) -> None:
     root = logging.getLogger()
     keep, level = _Keep(), root.level
@@ -939,7 +919,7 @@ async def test_the_token_never_leaks(vclock: VirtualClock, tmp_path: Path) -> No
             LumaSession(SECRET, base_url=emu.base_url, poll=FAST) as luma,
         ):
             with loop_watch():
-                (parent,) = await finished_parents(luma, 1)
+                (parent,) = await finished_ids(luma, 1, "parent {}")
                 emu.inject("get", count=3, status=500)
                 emu.inject("extend", status=502, after_processing=True)
                 emu.inject("get", drop=True)
@@ -1027,13 +1007,12 @@ _CANCEL_FAULTS: list[tuple[str, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize("operation", ["poll", "wait", "extend_many", "subscribe", "download"])
-@pytest.mark.asyncio
 async def test_cancelling_at_random_points_leaves_nothing_behind(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path, operation: str
 ) -> None:
     rng = random.Random(operation)
     emulator.video_bytes = bytes(range(256)) * 2048  # 512 KiB: several chunks to cut into
-    (parent,) = await finished_parents(luma, 1)
+    (parent,) = await finished_ids(luma, 1, "parent {}")
     finished = await luma.get(parent)
     connector = connector_of(luma)
     await settle()

@@ -4,10 +4,8 @@ ended, callbacks may be plain or async functions."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from luma_async import (
     FinishedTask,
@@ -24,12 +22,7 @@ from luma_async import (
 from luma_async.testing import LumaEmulator
 
 FAST = PollPolicy(interval=1, max_interval=2, jitter=0)
-
-
-@pytest_asyncio.fixture
-async def luma(emulator: LumaEmulator) -> AsyncIterator[LumaSession]:
-    async with LumaSession(emulator.api_key, base_url=emulator.base_url, poll=FAST) as session:
-        yield session
+pytestmark = [pytest.mark.asyncio, pytest.mark.poll(FAST)]
 
 
 def test_finished_task_is_a_task_with_a_video() -> None:
@@ -46,7 +39,6 @@ def test_finished_task_is_a_task_with_a_video() -> None:
         FinishedTask.of(Task("t-2", TaskState.COMPLETED))
 
 
-@pytest.mark.asyncio
 async def test_wait_and_the_finished_change_give_a_finished_task(luma: LumaSession) -> None:
     task = await luma.generate("a fox")
     finished_changes: list[FinishedTask] = []
@@ -62,7 +54,6 @@ async def test_wait_and_the_finished_change_give_a_finished_task(luma: LumaSessi
     assert done.video.url
 
 
-@pytest.mark.asyncio
 async def test_a_queue_learns_that_a_failed_follow_ended(luma: LumaSession) -> None:
     task = await luma.generate("[fail] doomed")
     queue: asyncio.Queue[StateChange | FollowEnd] = asyncio.Queue()
@@ -83,7 +74,6 @@ async def test_a_queue_learns_that_a_failed_follow_ended(luma: LumaSession) -> N
         await listener
 
 
-@pytest.mark.asyncio
 async def test_a_queue_learns_of_a_timeout_and_of_a_cancel(
     luma: LumaSession, emulator: LumaEmulator
 ) -> None:
@@ -109,7 +99,6 @@ async def test_a_queue_learns_of_a_timeout_and_of_a_cancel(
     assert cancelled.done()
 
 
-@pytest.mark.asyncio
 async def test_subscribe_takes_plain_and_async_callbacks(luma: LumaSession) -> None:
     task = await luma.generate("a fox")
     plain: list[str] = []
