@@ -68,7 +68,7 @@ def _unfinished(task: Task | None) -> bool:
     return task is None or not task.is_terminal
 
 
-async def follow(
+async def follow(  # noqa: C901 - one loop: poll, compare, hint, wait; split, its state would be shared
     fetch: Callable[[], Awaitable[Task]],
     task_id: str,
     policy: PollPolicy,

@@ -248,7 +248,7 @@ def _unwrap(raw: Any) -> Any:
 # --- the task --------------------------------------------------------------------------------
 
 
-def read_task(raw: Any, structure_video: StructureVideo) -> Task:
+def read_task(raw: Any, structure_video: StructureVideo) -> Task:  # noqa: C901, PLR0912 - hot path, see docstring
     """The task of ``raw`` in any shape; ``structure_video`` builds its :class:`Video`.
 
     One function for every field on purpose (complexity over 12): it is the hot path of
@@ -325,7 +325,7 @@ def read_task(raw: Any, structure_video: StructureVideo) -> Task:
     )
 
 
-def _video(
+def _video(  # noqa: C901, PLR0912 - each place a link may be in, cheapest first, on the hot path
     raw: Mapping[str, Any], artifact: Mapping[str, Any], structure_video: StructureVideo
 ) -> Video | None:
     """The video wherever it is, with a still and raw render from wherever else they are.

@@ -223,7 +223,7 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if _is_object(value) else {}
 
 
-def _task(raw: Any, structure_video: Callable[[Any], Video]) -> Task:
+def _task(raw: Any, structure_video: Callable[[Any], Video]) -> Task:  # noqa: C901, PLR0912 - the old decoder, kept verbatim as the reference
     raw = _unwrap(raw)
     if not _is_object(raw):
         raise TypeError(f"a task must be a JSON object, not {type(raw).__name__}")

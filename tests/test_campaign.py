@@ -150,7 +150,7 @@ async def _silent_connections(receiver: CallbackReceiver, count: int) -> list[bo
     return closed
 
 
-async def test_the_whole_hostile_world_at_once(
+async def test_the_whole_hostile_world_at_once(  # noqa: PLR0915 - every item at once, on purpose
     hostile: Hostile, vclock: VirtualClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="luma_async")

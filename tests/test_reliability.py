@@ -138,7 +138,7 @@ def _check_outcome(
     return "refused"
 
 
-async def test_fault_campaign_hundreds_of_tasks(
+async def test_fault_campaign_hundreds_of_tasks(  # noqa: PLR0915 - one campaign, checked as a whole
     emulator: LumaEmulator, vclock: VirtualClock
 ) -> None:
     rng = random.Random(5)
@@ -1007,7 +1007,7 @@ _CANCEL_FAULTS: list[tuple[str, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize("operation", ["poll", "wait", "extend_many", "subscribe", "download"])
-async def test_cancelling_at_random_points_leaves_nothing_behind(
+async def test_cancelling_at_random_points_leaves_nothing_behind(  # noqa: C901 - one branch per operation
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path, operation: str
 ) -> None:
     rng = random.Random(operation)

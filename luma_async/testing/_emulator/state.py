@@ -82,7 +82,7 @@ class CallbackDelivery:
 class EmulatorState:
     """Options, tasks, records and test controls of :class:`LumaEmulator` (which see)."""
 
-    def __init__(
+    def __init__(  # noqa: C901, PLR0915 - one check and one field per documented option
         self,
         *,
         api_key: str = "emulator-key",
