@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from luma_async import _inputs
+from luma_async import _inputs, _protocol
 from luma_async._errors import InputError, LumaError, SubmissionUncertainError, TaskFailedError
 from luma_async._journal import Journal, JournalState, NullJournal, writer_of
 from luma_async._journal_file import check_journal_path
@@ -206,7 +206,7 @@ class Batch:
             f"extend {request.task_id}: {why}. It may have created a task, so it is not "
             f"sent again; check your tasks, then Journal.resolve({entry.key!r}, task_id=...)",
             method="POST",
-            path=f"/luma/generations/{request.task_id}/extend",
+            path=_protocol.extend_path(request.task_id),
             request=request,
             task_id=entry.task_id,
         )

@@ -182,6 +182,7 @@ class LumaSession:
         if receiver is not None:  # first: no callback may wake a poller being cancelled
             await receiver.close()
         await self._hub.aclose()
+        await self._transport.aclose()
         session, self._session = self._session, None
         if self._owns_session and session is not None:
             await session.close()

@@ -109,6 +109,7 @@ async def test_generate_then_wait_over_recorded_answers(
     assert headers["Authorization"] == "Bearer sk-seam"
     assert headers["Content-Type"] == "application/json"
     assert replay.count("GET", f"/luma/generations/{TASK}") == 3
+    assert replay.closed  # the session closes the transport it sends through
 
 
 @pytest.mark.asyncio
