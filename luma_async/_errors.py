@@ -440,8 +440,9 @@ def _describe(body: Any) -> tuple[str | None, str | None]:
         detail = error
     if detail is None:
         detail = body.get("message") or body.get("msg")
-    text = None if detail is None or detail == "" else _clip(str(detail))
-    code_text = None if code is None or code == "" else _clip(str(code))
+    # blank once white space is folded ("\r", "  "): no detail, so the fallback says so
+    text = None if detail is None else _clip(str(detail)) or None
+    code_text = None if code is None else _clip(str(code)) or None
     return text, code_text
 
 

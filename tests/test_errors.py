@@ -392,3 +392,12 @@ def test_arbitrary_json_never_raises(body: Any, status: int, headers: dict[str, 
     raw = json.dumps(body).encode()
     check(error_from_response("DELETE", PATH, status, headers, decode_error_body(raw)), status)
     check(error_from_response("DELETE", PATH, status, headers, body), status)
+
+
+@pytest.mark.parametrize("blank", ["", "\r", "  \n\t", "\u2003"])
+def test_a_blank_detail_is_no_detail(blank: str) -> None:
+    """Found by Hypothesis: ``{"detail": "\\r"}`` gave an empty message."""
+    error = error_from_response("GET", PATH, 400, {}, {"detail": blank, "code": blank})
+    assert error.detail == "no details in the answer"
+    assert error.code is None
+    assert str(error).endswith("answered 400: no details in the answer")
