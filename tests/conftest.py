@@ -8,13 +8,22 @@ assertions keep the policy they were written for::
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+from hypothesis import settings
 
 from luma_async import LumaSession, PollPolicy, _clock
 from luma_async.testing import LumaEmulator, VirtualClock, virtual_time
+
+# CI (CI=true) draws Hypothesis examples from a fixed seed, so a submission is judged on what
+# it changed, never on a new random draw; runs on a developer's machine keep exploring (and
+# keep what they find in .hypothesis/, replayed first next time).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 #: The ``luma`` fixture's policy when a test names none: quick, exact (no jitter), bounded.
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.0, timeout=300.0)
