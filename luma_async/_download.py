@@ -50,13 +50,12 @@ import aiohttp
 from yarl import URL
 
 from luma_async import _clock
+from luma_async._error_map import decode_error_body, error_from_response
 from luma_async._errors import (
     APIError,
     DownloadError,
     InputError,
     TransportError,
-    decode_error_body,
-    error_from_response,
 )
 from luma_async._inputs import check_http_url
 from luma_async._models import Task, Video
