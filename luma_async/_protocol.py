@@ -29,12 +29,11 @@ from luma_async._convert import (
     url_from_json,
     usage_from_json,
 )
+from luma_async._error_map import decode_error_body, error_from_response
 from luma_async._errors import (
     APIError,
     DecodeError,
     SubmissionUncertainError,
-    decode_error_body,
-    error_from_response,
 )
 from luma_async._models import Account, Task, UploadedFile, Usage
 

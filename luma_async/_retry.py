@@ -35,17 +35,16 @@ import attrs
 import tenacity
 
 from luma_async import _clock
+from luma_async._error_map import header, parse_retry_after
 from luma_async._errors import (
     APIError,
     RateLimitError,
-    Redactor,
     ServerError,
     TransportError,
     WrongTaskError,
-    header,
-    parse_retry_after,
 )
 from luma_async._policy import RetryPolicy
+from luma_async._redact import Redactor
 
 __all__ = [
     "Schedule",

@@ -16,7 +16,8 @@ import aiohttp
 import attrs
 
 from luma_async import _download, _inputs, _protocol
-from luma_async._batch import Batch, make_batch
+from luma_async._batch import Batch
+from luma_async._batch_wiring import make_batch
 from luma_async._budget import Budget
 from luma_async._download import ProgressCallback, video_url_of
 from luma_async._errors import InputError, SessionClosedError

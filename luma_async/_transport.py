@@ -33,11 +33,11 @@ from luma_async._errors import (
     APIError,
     LumaError,
     RateLimitError,
-    Redactor,
     TransportError,
 )
 from luma_async._policy import RetryPolicy
 from luma_async._protocol import MAX_BODY, Request
+from luma_async._redact import Redactor
 from luma_async._retry import Schedule, call, is_transient, may_have_landed, may_resend
 
 __all__ = ["AiohttpTransport", "Client", "SendError", "Transport"]

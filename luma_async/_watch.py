@@ -27,13 +27,21 @@ import functools
 import inspect
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from luma_async import _clock
 from luma_async._errors import PollTimeoutError, SessionClosedError, TaskFailedError
+from luma_async._forced import (
+    FORCED_BURST,
+    FORCED_RATE,
+    TASK_FORCED_BURST,
+    TASK_FORCED_RATE,
+    Bucket,
+)
+from luma_async._listener import FollowEnd, Listener
 from luma_async._models import FinishedTask, StateChange, Task
 from luma_async._poll import follow
 from luma_async._refresh import Refresher
@@ -41,42 +49,18 @@ from luma_async._refresh import Refresher
 if TYPE_CHECKING:
     from luma_async._policy import PollPolicy
 
-__all__ = ["FollowEnd", "Hub", "Listener", "Subscription"]
+__all__ = [
+    "FORCED_BURST",
+    "FORCED_RATE",
+    "TASK_FORCED_BURST",
+    "TASK_FORCED_RATE",
+    "FollowEnd",
+    "Hub",
+    "Listener",
+    "Subscription",
+]
 
 log = logging.getLogger("luma_async")
-
-#: Polls of one task that callbacks may force at once, and per second after that.
-TASK_FORCED_BURST = 8
-TASK_FORCED_RATE = 2.0
-#: Polls that callbacks may force at once over all tasks of a session, and per second.
-FORCED_BURST = 100
-FORCED_RATE = 50.0
-
-
-class _Bucket:
-    """A token bucket on the library's clock: ``burst`` at once, ``rate`` per second after."""
-
-    __slots__ = ("_at", "_burst", "_rate", "_tokens")
-
-    def __init__(self, burst: int, rate: float) -> None:
-        self._burst = float(burst)
-        self._rate = rate
-        self._tokens = float(burst)
-        self._at = _clock.monotonic()
-
-    def ready(self) -> bool:
-        now = _clock.monotonic()
-        # max(): a clock swapped for another (virtual time in tests) may read lower
-        self._tokens = min(self._burst, self._tokens + max(now - self._at, 0.0) * self._rate)
-        self._at = now
-        return self._tokens >= 1 - 1e-9  # float sums of refills land just below 1
-
-    def take(self) -> None:
-        self._tokens -= 1
-
-    def delay(self) -> float:
-        """Seconds until the next token (0 when one is there)."""
-        return 0.0 if self.ready() else max((1 - self._tokens) / self._rate, 1e-3)
 
 
 class Subscription:
@@ -178,7 +162,7 @@ class _Watch:
         self._subscribers: list[weakref.ref[Subscription]] = []
         self.closing = False
         self.woken = False  # a callback's poll is due and has not started yet
-        self.forced: _Bucket | None = None  # made at the first callback: most get none
+        self.forced: Bucket | None = None  # made at the first callback: most get none
         self.forcer: asyncio.Task[None] | None = None  # a hint waiting for a token
         forever = _without_deadline(policy)  # each subscriber keeps its own deadline
         self.runner = asyncio.get_running_loop().create_task(
@@ -218,7 +202,7 @@ class _Watch:
         if self.woken or (self.forcer is not None and not self.forcer.done()):
             return  # a forced poll is due and has not started: this hint is folded into it
         if self.forced is None:
-            self.forced = _Bucket(TASK_FORCED_BURST, TASK_FORCED_RATE)
+            self.forced = Bucket(TASK_FORCED_BURST, TASK_FORCED_RATE)
         if self.forced.ready() and self.hub.forced.ready():
             self._wake()
             return
@@ -226,7 +210,7 @@ class _Watch:
             self._force_later(self.forced), name=f"luma-force-{self.task_id}"
         )
 
-    async def _force_later(self, bucket: _Bucket) -> None:
+    async def _force_later(self, bucket: Bucket) -> None:
         while not (bucket.ready() and self.hub.forced.ready()):
             await _clock.sleep(max(bucket.delay(), self.hub.forced.delay()))
         self._wake()
@@ -268,55 +252,6 @@ class _Watch:
             self.hub._ended(self)  # noqa: SLF001
 
 
-@attrs.frozen
-class FollowEnd:
-    """The last item a :meth:`LumaSession.subscribe` queue receives: the follow has ended.
-
-    ``task`` is the last state seen (``None`` if none was).  ``error`` says how it ended:
-    ``None`` when the video exists; else :class:`TaskFailedError`, :class:`PollTimeoutError`,
-    another :class:`LumaError`, an error raised while delivering, or
-    :class:`asyncio.CancelledError` when the listener was cancelled.
-    """
-
-    task_id: str
-    task: Task | None
-    error: BaseException | None
-
-    @property
-    def ok(self) -> bool:
-        """The task finished: its video exists."""
-        return self.error is None
-
-
-class Listener:
-    """A subscription that feeds an ``asyncio.Queue`` or a callback in the background.
-
-    ``await listener`` (or ``await listener.wait()``) gives the :class:`FinishedTask`, or
-    raises what following it raised; ``cancel()`` stops it and ``done()`` says whether it
-    has ended, as on :class:`asyncio.Task`.
-
-    Returned by :meth:`LumaSession.subscribe`; not created directly.
-    """
-
-    def __init__(self, task: asyncio.Task[FinishedTask]) -> None:
-        self._task = task
-
-    def cancel(self) -> None:
-        """Stop following (a queue then receives a :class:`FollowEnd` with the cancel)."""
-        self._task.cancel()
-
-    def done(self) -> bool:
-        """True once the follow has ended (finished, failed, timed out or cancelled)."""
-        return self._task.done()
-
-    async def wait(self) -> FinishedTask:
-        """The finished task; raises what following it raised."""
-        return await self._task
-
-    def __await__(self) -> Generator[Any, None, FinishedTask]:
-        return self._task.__await__()
-
-
 class Hub:
     """All watches of one session, and the batched refresh they share.
 
@@ -336,7 +271,7 @@ class Hub:
     ) -> None:
         self._watches: dict[str, _Watch] = {}
         self._listeners: set[asyncio.Task[FinishedTask]] = set()
-        self.forced = _Bucket(FORCED_BURST, FORCED_RATE)  # polls forced by callbacks
+        self.forced = Bucket(FORCED_BURST, FORCED_RATE)  # polls forced by callbacks
         self._refresher = Refresher(
             fetch_one,
             fetch_many,

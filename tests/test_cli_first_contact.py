@@ -175,7 +175,7 @@ def test_plain_http_to_a_lan_address_needs_the_flag(
     # failure is then a transport error, not a refusal.
     checked: list[str] = []
     monkeypatch.setattr(
-        "luma_async._cli_commands.LumaSession",
+        "luma_async._cli_options.LumaSession",
         lambda *a, **k: checked.append(k["base_url"]) or (_ for _ in ()).throw(SystemExit(0)),
     )
     for args, env in ((["--allow-insecure-http"], None), ([], "1")):

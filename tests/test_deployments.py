@@ -40,7 +40,7 @@ from luma_async import (
     _clock,
 )
 from luma_async._convert import batch_from_json, task_from_json, task_to_json
-from luma_async._errors import decode_error_body, error_from_response
+from luma_async._error_map import decode_error_body, error_from_response
 from luma_async.testing import LumaEmulator, VirtualClock
 
 pytestmark = pytest.mark.asyncio

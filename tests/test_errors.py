@@ -30,7 +30,7 @@ from luma_async import (
     TaskFailedError,
     TransportError,
 )
-from luma_async._errors import decode_error_body, error_from_response, parse_retry_after
+from luma_async._error_map import decode_error_body, error_from_response, parse_retry_after
 
 from . import strategies
 

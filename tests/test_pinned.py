@@ -32,7 +32,7 @@ from luma_async import (
     TaskState,
     Video,
 )
-from luma_async._errors import parse_retry_after
+from luma_async._error_map import parse_retry_after
 from luma_async._inputs import MAX_IMAGE_BYTES, check_data_uri, image_value
 from luma_async._journal import Journal, request_fingerprint, writer_of
 from luma_async._poll import follow
