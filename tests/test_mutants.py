@@ -1,0 +1,145 @@
+"""Behaviour that mutation testing (``nox -s mutate``, docs/mutation.md) showed no test pinned.
+
+Each test names the mutants it kills.  Times are exact: the virtual clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from luma_async import PollPolicy, ServerError, StateChange, Task, TaskFailedError, TaskState, Video
+from luma_async._clock import Wakeup
+from luma_async._poll import follow
+from luma_async.testing import VirtualClock
+
+pytestmark = pytest.mark.asyncio
+
+#: Waits of 2, 3, 4.5 ... s, no jitter, no estimate: every time is exact.
+EXACT = PollPolicy(interval=2.0, max_interval=15.0, backoff=1.5, jitter=0, use_estimate=False)
+VIDEO = Video("https://cdn/v.mp4")
+
+
+def fetcher(
+    clock: VirtualClock, answers: list[Task | Exception]
+) -> tuple[Callable[[], Awaitable[Task]], list[float]]:
+    """A fetch that gives ``answers`` in turn (the last one for ever) and notes when it ran."""
+    started = clock.monotonic()
+    times: list[float] = []
+
+    async def fetch() -> Task:
+        times.append(clock.monotonic() - started)
+        answer = answers[min(len(times), len(answers)) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return fetch, times
+
+
+# -- _poll.follow -------------------------------------------------------------------------------
+
+
+async def test_a_video_arriving_in_the_same_state_is_a_change(vclock: VirtualClock) -> None:
+    # 'completed' without a link, then with one: the second is yielded (the video is ready).
+    # Kills _poll.x_follow__mutmut_17 (the 'newly finished' test inverted) and _18 (task_id).
+    answers: list[Task | Exception] = [
+        Task("t-7", TaskState.COMPLETED),
+        Task("t-7", TaskState.COMPLETED, video=VIDEO),
+    ]
+    fetch, times = fetcher(vclock, answers)
+    changes = [c async for c in follow(fetch, "t-7", EXACT)]
+    assert times == [0.0, 2.0]
+    assert [(c.task_id, c.previous, c.state, c.polls) for c in changes] == [
+        ("t-7", None, "completed", 1),
+        ("t-7", "completed", "completed", 2),
+    ]
+    assert changes[-1].task.video == VIDEO
+
+
+async def test_a_failed_poll_raises_with_the_failed_task(vclock: VirtualClock) -> None:
+    # Kills _poll.x_follow__mutmut_120 (the error built without the task).
+    failed = Task("t", TaskState.FAILED, failure_reason="no credits")
+    fetch, _ = fetcher(vclock, [Task("t", TaskState.PROCESSING), failed])
+    changes: list[StateChange] = []
+    with pytest.raises(TaskFailedError) as caught:
+        async for change in follow(fetch, "t", EXACT):
+            changes.append(change)
+    assert caught.value.task is failed
+    assert str(caught.value) == "task t failed: no credits"
+    assert [c.state for c in changes] == ["processing", "failed"]
+
+
+async def test_a_failed_task_in_hand_raises_without_a_poll(vclock: VirtualClock) -> None:
+    # Kills _poll.x_follow__mutmut_38 (the error built without the task in hand).
+    failed = Task("t", TaskState.FAILED, failure_reason="moderated")
+    fetch, times = fetcher(vclock, [Task("t", TaskState.PROCESSING)])
+    changes: list[StateChange] = []
+    with pytest.raises(TaskFailedError) as caught:
+        async for change in follow(fetch, "t", EXACT, first=failed):
+            changes.append(change)
+    assert caught.value.task is failed
+    assert times == []
+    assert [(c.state, c.polls) for c in changes] == [("failed", 0)]
+
+
+async def test_a_pending_task_is_polled_more_slowly(vclock: VirtualClock) -> None:
+    # The wait after a poll depends on the task it returned: pending waits x 1.5.
+    # Kills _poll.x_follow__mutmut_42 (the wait computed without the last task).
+    pending = Task("t", TaskState.PENDING)
+    fetch, times = fetcher(vclock, [pending, pending, Task("t", TaskState.COMPLETED, video=VIDEO)])
+    changes = [c async for c in follow(fetch, "t", EXACT)]
+    assert times == [0.0, 3.0, 7.5]  # 2 x 1.5, then 3 x 1.5
+    assert [c.state for c in changes] == ["pending", "completed"]
+
+
+async def test_a_failed_poll_is_logged_with_task_attempt_and_error(
+    vclock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Kills _poll.x_follow__mutmut_64 to _73 (the debug line's format and arguments) and _87
+    # (no on_retry: nothing logged).
+    error = ServerError(method="GET", path="/t", status=502, detail="bad gateway")
+    fetch, _ = fetcher(vclock, [error, Task("t", TaskState.COMPLETED, video=VIDEO)])
+    with caplog.at_level(logging.DEBUG, logger="luma_async"):
+        _ = [c async for c in follow(fetch, "t", EXACT)]
+    lines = [r.getMessage() for r in caplog.records if r.name == "luma_async"]
+    assert lines == [f"task t: poll 1 failed: {error}"]
+
+
+async def _wake_after(clock: VirtualClock, seconds: float, wakeup: Wakeup) -> None:
+    await clock.sleep(seconds)
+    wakeup.wake()
+
+
+async def test_a_wakeup_cuts_the_wait_between_polls_short(vclock: VirtualClock) -> None:
+    # Kills _poll.x_follow__mutmut_88, _94 and _96 (the waits deaf to the wakeup).
+    wakeup = Wakeup()
+    fetch, times = fetcher(
+        vclock, [Task("t", TaskState.PROCESSING), Task("t", TaskState.COMPLETED, video=VIDEO)]
+    )
+
+    async def run() -> list[StateChange]:
+        return [c async for c in follow(fetch, "t", EXACT, wakeup=wakeup)]
+
+    changes, _ = await asyncio.gather(run(), _wake_after(vclock, 0.5, wakeup))
+    assert times == [0.0, 0.5]  # not 2.0
+    assert [c.state for c in changes] == ["processing", "completed"]
+
+
+async def test_a_wakeup_cuts_the_first_wait_after_a_task_in_hand_short(
+    vclock: VirtualClock,
+) -> None:
+    # Kills _poll.x_follow__mutmut_99 and _101 (the first wait deaf to the wakeup).
+    wakeup = Wakeup()
+    fetch, times = fetcher(vclock, [Task("t", TaskState.COMPLETED, video=VIDEO)])
+    first = Task("t", TaskState.PENDING)
+
+    async def run() -> list[StateChange]:
+        return [c async for c in follow(fetch, "t", EXACT, wakeup=wakeup, first=first)]
+
+    changes, _ = await asyncio.gather(run(), _wake_after(vclock, 0.5, wakeup))
+    assert times == [0.5]  # not 3.0
+    assert [c.state for c in changes] == ["pending", "completed"]
