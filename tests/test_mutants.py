@@ -6,13 +6,28 @@ Each test names the mutants it kills.  Times are exact: the virtual clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
-from luma_async import PollPolicy, ServerError, StateChange, Task, TaskFailedError, TaskState, Video
+from luma_async import (
+    DecodeError,
+    ExtendRequest,
+    InputError,
+    PollPolicy,
+    ServerError,
+    StateChange,
+    Task,
+    TaskFailedError,
+    TaskState,
+    Video,
+)
 from luma_async._clock import Wakeup
+from luma_async._journal import Journal, JournalState, writer_of
 from luma_async._poll import follow
 from luma_async.testing import VirtualClock
 
@@ -143,3 +158,118 @@ async def test_a_wakeup_cuts_the_first_wait_after_a_task_in_hand_short(
     changes, _ = await asyncio.gather(run(), _wake_after(vclock, 0.5, wakeup))
     assert times == [0.5]  # not 3.0
     assert [c.state for c in changes] == ["pending", "completed"]
+
+
+# -- _journal: every step's exact row ----------------------------------------------------------
+
+REQUEST = ExtendRequest("parent-1", "one more step")
+REQUEST_JSON = {
+    "task_id": "parent-1",
+    "user_prompt": "one more step",
+    "expand_prompt": REQUEST.expand_prompt,
+    "image_url": None,
+    "image_end_url": None,
+    "notify_hook": None,
+}
+
+
+def row(journal: Journal, key: str) -> tuple[object, ...]:
+    entry = journal.get(key)
+    assert entry is not None
+    assert entry.request == REQUEST_JSON
+    return (entry.state, entry.task_id, entry.task, entry.error)
+
+
+def test_each_step_of_the_write_protocol_writes_its_exact_row(tmp_path: Path) -> None:
+    # Kills _journal.xǁ_SqliteWriterǁfinished__mutmut_7/_8, failed_3/_7/_8 (task and id
+    # kept), uncertain_1 and _4 to _15 (the error and the named task id), rejected_3/_6 and
+    # _entry_9 (the error read back).
+    done = Task("done-1", TaskState.COMPLETED, video=VIDEO)
+    broken = Task("bad-1", TaskState.FAILED, failure_reason="moderated")
+    with Journal(tmp_path / "j.sqlite") as journal:
+        writer = writer_of(journal)
+        keys = [writer.key_for(REQUEST) for _ in range(5)]
+        assert keys[1].endswith(":1")
+        for key in keys:
+            assert writer.claim(key, REQUEST) is None
+            assert row(journal, key) == (JournalState.SUBMITTING, None, None, None)
+        writer.finished(keys[0], done)
+        writer.failed(keys[1], broken)
+        writer.uncertain(keys[2], "connection lost", task_id="maybe-1")
+        writer.uncertain(keys[3], "timed out")
+        writer.rejected(keys[4], "400: bad prompt")
+        assert [row(journal, key) for key in keys] == [
+            (JournalState.FINISHED, "done-1", done, None),
+            (JournalState.FAILED, "bad-1", broken, None),
+            (JournalState.UNCERTAIN, "maybe-1", None, "connection lost"),
+            (JournalState.UNCERTAIN, None, None, "timed out"),
+            (JournalState.REJECTED, None, None, "400: bad prompt"),
+        ]
+
+
+def test_a_rejected_request_claimed_again_starts_from_a_clean_row(tmp_path: Path) -> None:
+    # The resent request must not carry the old task, id or error.
+    # Kills _journal.xǁ_SqliteWriterǁclaim__mutmut_30 and _34 to _36.
+    task = Task("old-1", TaskState.PROCESSING)
+    with Journal(tmp_path / "j.sqlite") as journal:
+        writer = writer_of(journal)
+        key = writer.key_for(REQUEST)
+        assert writer.claim(key, REQUEST) is None
+        writer.submitted(key, task)
+        writer.rejected(key, "refused")
+        assert row(journal, key) == (JournalState.REJECTED, "old-1", task, "refused")
+        assert writer.claim(key, REQUEST) is None
+        assert row(journal, key) == (JournalState.SUBMITTING, None, None, None)
+
+
+def test_resolving_records_the_answer_and_clears_the_error(tmp_path: Path) -> None:
+    # Kills _journal.xǁJournalǁresolve__mutmut_6 (the message), _10 and _13 to _15 (the
+    # 'resolved' note) and _22 (the old error kept).
+    with Journal(tmp_path / "j.sqlite") as journal:
+        writer = writer_of(journal)
+        created, nothing = writer.key_for(REQUEST), writer.key_for(REQUEST)
+        for key in (created, nothing):
+            writer.claim(key, REQUEST)
+            writer.uncertain(key, "connection lost")
+        journal.resolve(created, task_id="t-9")
+        journal.resolve(nothing, task_id=None)
+        assert row(journal, created) == (JournalState.SUBMITTED, "t-9", None, None)
+        assert row(journal, nothing) == (
+            JournalState.REJECTED,
+            None,
+            None,
+            "resolved: no task was created",
+        )
+        with pytest.raises(InputError) as caught:
+            journal.resolve(created, task_id=None)
+        assert str(caught.value) == f"journal has no uncertain request {created!r}"
+
+
+def test_a_row_in_an_unknown_state_is_refused_and_the_claim_rolled_back(tmp_path: Path) -> None:
+    # Kills _journal.x__entry__mutmut_3 (the message) and xǁ_SqliteWriterǁclaim__mutmut_41
+    # and _42 (no rollback: the journal would be stuck in its transaction).
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as journal:
+        writer = writer_of(journal)
+        key, other = writer.key_for(REQUEST), writer.key_for(REQUEST)
+        writer.claim(key, REQUEST)
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
+            db.execute("UPDATE requests SET state = 'weird' WHERE key = ?", (key,))
+        with pytest.raises(InputError) as caught:
+            writer.claim(key, REQUEST)
+        assert str(caught.value) == f"journal row {key} is in an unknown state 'weird'"
+        assert writer.claim(other, REQUEST) is None  # the journal works on
+        assert row(journal, other) == (JournalState.SUBMITTING, None, None, None)
+
+
+def test_an_unreadable_task_in_a_row_says_it_came_from_the_journal(tmp_path: Path) -> None:
+    # Kills _journal.x__entry__mutmut_21, _23, _25 and _26 (what= of the decode error).
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as journal:
+        writer = writer_of(journal)
+        key = writer.key_for(REQUEST)
+        writer.claim(key, REQUEST)
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
+            db.execute("UPDATE requests SET task = '[1, 2]' WHERE key = ?", (key,))
+        with pytest.raises(DecodeError, match=r"^journal: cannot read the answer as a task: "):
+            journal.get(key)
