@@ -27,6 +27,14 @@ from luma_async import (
     Video,
 )
 from luma_async._clock import Wakeup
+from luma_async._inputs import (
+    check_bool,
+    check_duration,
+    check_http_url,
+    check_prompt,
+    check_task_id,
+    image_value,
+)
 from luma_async._journal import Journal, JournalState, writer_of
 from luma_async._poll import follow
 from luma_async.testing import VirtualClock
@@ -273,3 +281,105 @@ def test_an_unreadable_task_in_a_row_says_it_came_from_the_journal(tmp_path: Pat
             db.execute("UPDATE requests SET task = '[1, 2]' WHERE key = ?", (key,))
         with pytest.raises(DecodeError, match=r"^journal: cannot read the answer as a task: "):
             journal.get(key)
+
+
+# -- _inputs: the exact messages and the edges of each check -----------------------------------
+
+
+def message(check: Callable[[], object]) -> str:
+    with pytest.raises(InputError) as caught:
+        check()
+    return str(caught.value)
+
+
+ID_RULE = (
+    "is not a task id: use the 'id' of a task the service returned "
+    "(letters, digits, '-', '_', '.', ':'; at most 128 characters)"
+)
+
+
+def test_task_id_messages_show_the_id_up_to_60_characters() -> None:
+    # Kills _inputs.x_check_task_id__mutmut_5, _9, _11, _12, _14, _15, _17 and _18.
+    sixty, sixty_one = "x" * 59 + " ", "x" * 60 + " "
+    assert message(lambda: check_task_id(7)) == "task_id must be a string (the task's id), not int"
+    assert message(lambda: check_task_id(sixty)) == f"task_id {sixty!r} {ID_RULE}"
+    shown = "x" * 57 + "..."
+    assert message(lambda: check_task_id(sixty_one)) == f"task_id {shown!r} {ID_RULE}"
+
+
+def test_prompt_messages() -> None:
+    # Kills _inputs.x_check_prompt__mutmut_3, _6, _13 and _15.
+    assert message(lambda: check_prompt(3)) == "user_prompt must be a string, not int"
+    assert message(lambda: check_prompt(" \n")) == (
+        "user_prompt is empty: describe what the video should show"
+    )
+    assert message(lambda: check_prompt("a\x00b")) == (
+        "user_prompt contains a NUL character; remove it"
+    )
+
+
+def test_bool_and_url_messages_name_the_argument() -> None:
+    # Kills _inputs.x_check_bool__mutmut_2 and x_check_http_url__mutmut_4, _22, _34, _35 and
+    # _38 to _42 (the kinds named, the value cut at 80 characters).
+    assert message(lambda: check_bool("yes", "loop")) == "loop must be True or False, not 'yes'"
+    assert message(lambda: check_http_url(5, "notify_hook")) == (
+        "notify_hook must be a URL string, not int"
+    )
+    far = "ftp://" + "a" * 100
+    assert message(lambda: check_http_url(far, "notify_hook")) == (
+        f"notify_hook must be an http(s) URL with a host name; got {far[:80]!r}"
+    )
+    assert message(lambda: check_http_url("ftp://x", "image_url", allow_data=True)) == (
+        "image_url must be an http(s) URL or a data: URI with a host name; got 'ftp://x'"
+    )
+    bad = "http://[" + "a" * 100
+    assert message(lambda: check_http_url(bad, "notify_hook")) == (
+        f"notify_hook {bad[:80]!r} is not a valid URL: Invalid IPv6 URL"
+    )
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+
+
+def test_image_value_messages_and_limits(tmp_path: Path) -> None:
+    # Kills _inputs.x_image_value__mutmut_9 and x_check_http_url__mutmut_16 (the limit of a
+    # data: URI), _14/_15, _18, _19, _28 to _30 and _32 (the messages), x__sniff__mutmut_2.
+    uri = image_value(PNG, "image_url")
+    assert uri is not None
+    assert image_value(uri, "image_url", max_bytes=len(PNG)) == uri
+    assert "the limit is 10" in message(lambda: image_value(uri, "image_url", max_bytes=10))
+    assert message(lambda: image_value(b"", "image_url")) == "image_url bytes is empty"
+    assert message(lambda: image_value(7, "image_url")) == (
+        "image_url must be an http(s) URL, a data: URI, a pathlib.Path or bytes, not int"
+    )
+    wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 16
+    assert message(lambda: image_value(wav, "image_url")) == (
+        "image_url bytes is not a PNG, JPEG, GIF, WebP or BMP image"
+    )
+    empty, big, missing = tmp_path / "empty.png", tmp_path / "big.png", tmp_path / "none.png"
+    empty.write_bytes(b"")
+    big.write_bytes(PNG)
+    assert message(lambda: image_value(empty, "image_url")) == f"image_url file {empty} is empty"
+    assert message(lambda: image_value(big, "image_url", max_bytes=10)) == (
+        f"image_url file {big} has {len(PNG)} bytes; the limit is 10: shrink the image"
+    )
+    assert message(lambda: image_value(missing, "image_url")) == (
+        f"image_url file {missing} cannot be read: No such file or directory"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "wire"), [(1, "1s"), (3600, "3600s"), (5.0, "5s"), ("5s", "5s"), ("7", "7s")]
+)
+def test_durations_at_the_edges_are_accepted(value: object, wire: str) -> None:
+    # Kills _inputs.x_check_duration__mutmut_4, _6, _7, _17, _18 and _19.
+    assert check_duration(value) == wire
+
+
+@pytest.mark.parametrize("value", [0, 3601, True, 2.5, [5], "five", -1])
+def test_durations_outside_are_refused_with_the_rule(value: object) -> None:
+    # Kills _inputs.x_check_duration__mutmut_2, _3 and _14.
+    assert message(lambda: check_duration(value)) == (
+        "duration must be a whole number of seconds from 1 to 3600 (5) or a string like '5s', "
+        f"not {value!r}"
+    )
