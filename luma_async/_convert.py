@@ -155,17 +155,15 @@ def decode_json(raw: bytes, *, what: str) -> Any:
         raise DecodeError(f"{what}: the answer is not JSON ({exc}); it began {preview!r}") from exc
 
 
+#: What structuring an unreadable task raises (cattrs, and the hooks' own checks).
+_UNREADABLE = (cattrs.BaseValidationError, TypeError, ValueError, OverflowError, RecursionError)
+
+
 def task_from_json(data: Any, *, what: str = "task") -> Task:
     """Read a task in any known shape, or raise :class:`DecodeError`."""
     try:
         return _structure_task(data, Task)
-    except (
-        cattrs.BaseValidationError,
-        TypeError,
-        ValueError,
-        OverflowError,
-        RecursionError,
-    ) as exc:
+    except _UNREADABLE as exc:
         message = (
             "; ".join(cattrs.transform_error(exc))
             if isinstance(exc, cattrs.BaseValidationError)
@@ -206,13 +204,7 @@ def batch_from_json(data: Any) -> list[Task] | None:
             continue
         try:
             tasks.append(_structure_task(item, Task))
-        except (
-            cattrs.BaseValidationError,
-            TypeError,
-            ValueError,
-            OverflowError,
-            RecursionError,
-        ):
+        except _UNREADABLE:
             continue
     return tasks
 

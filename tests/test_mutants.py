@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,6 @@ from luma_async import (
     DecodeError,
     ExtendRequest,
     InputError,
-    PollPolicy,
     ServerError,
     StateChange,
     Task,
@@ -39,30 +38,13 @@ from luma_async._journal import Journal, JournalState, writer_of
 from luma_async._poll import follow
 from luma_async.testing import VirtualClock
 
+from .test_pinned import EXACT, fetcher
+
+VIDEO = Video("https://cdn/v.mp4")
+
 pytestmark = pytest.mark.asyncio
 
 #: Waits of 2, 3, 4.5 ... s, no jitter, no estimate: every time is exact.
-EXACT = PollPolicy(interval=2.0, max_interval=15.0, backoff=1.5, jitter=0, use_estimate=False)
-VIDEO = Video("https://cdn/v.mp4")
-
-
-def fetcher(
-    clock: VirtualClock, answers: list[Task | Exception]
-) -> tuple[Callable[[], Awaitable[Task]], list[float]]:
-    """A fetch that gives ``answers`` in turn (the last one for ever) and notes when it ran."""
-    started = clock.monotonic()
-    times: list[float] = []
-
-    async def fetch() -> Task:
-        times.append(clock.monotonic() - started)
-        answer = answers[min(len(times), len(answers)) - 1]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    return fetch, times
-
-
 # -- _poll.follow -------------------------------------------------------------------------------
 
 
