@@ -16,24 +16,6 @@ import attrs
 
 from luma_async.testing._emulator.shapes import Deployment, Reply, reason
 
-#: Routes that :meth:`LumaEmulator.inject` and :meth:`LumaEmulator.count` know.
-ROUTES = frozenset(
-    {
-        "generate",
-        "extend",
-        "get",
-        "download_video_url",
-        "file_upload",
-        "tasks",
-        "usage",
-        "account",
-        "cdn",
-        "video",
-        "file",
-        "image",
-        "*",
-    }
-)
 #: The routes of the API itself, which need the key.
 API_ROUTES = frozenset(
     {
@@ -47,6 +29,9 @@ API_ROUTES = frozenset(
         "account",
     }
 )
+#: Routes that :meth:`LumaEmulator.inject` and :meth:`LumaEmulator.count` know: the API's,
+#: the video host's, and ``*`` for any.
+ROUTES = API_ROUTES | {"cdn", "video", "file", "image", "*"}
 
 
 @attrs.define
