@@ -7,7 +7,8 @@ import socket
 import time
 from collections.abc import Callable
 
-from luma_async import LumaSession, Task
+from luma_async import LumaSession, PollPolicy, Task
+from luma_async.testing import LumaEmulator
 
 
 def ours(tasks: set[asyncio.Task[object]]) -> set[asyncio.Task[object]]:
@@ -46,3 +47,15 @@ async def eventually(condition: Callable[[], object], timeout: float = 5.0) -> N
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.005)
+
+
+def complete_parent(emu: LumaEmulator) -> str:
+    """From sync code (a test driving real processes): the id of a finished task on ``emu``."""
+
+    async def make() -> str:
+        policy = PollPolicy(interval=0.01, max_interval=0.05, jitter=0.0, timeout=30)
+        async with LumaSession(emu.api_key, base_url=emu.base_url, poll=policy) as luma:
+            task = await luma.generate("root")
+            return (await luma.wait(task.id)).id
+
+    return asyncio.run(make())

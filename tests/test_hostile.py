@@ -6,7 +6,6 @@ the servers are plain ``aiohttp.web`` apps (or raw asyncio servers) on 127.0.0.1
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -32,11 +31,12 @@ from luma_async import (
     InputError,
     Journal,
     LumaSession,
-    PollPolicy,
     RetryPolicy,
     SubmissionUncertainError,
 )
 from luma_async.testing import LumaEmulator, VirtualClock
+
+from .helpers import complete_parent
 
 pytestmark = pytest.mark.asyncio
 
@@ -130,7 +130,7 @@ def test_two_processes_on_one_journal_never_post_a_request_twice(tmp_path: Path)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LUMA_TEST_SLOW_JOURNAL": "1"}
     outcomes: list[tuple[int, bytes]] = []
     with LumaEmulator.in_thread(time_scale=0.01) as emu:
-        parent = _complete_parent(emu)
+        parent = complete_parent(emu)
         for round_ in range(2):
             journal = tmp_path / f"batch-{round_}.sqlite"
             start_at = time.time() + 1.5  # both start their batch at once, imports done
@@ -162,16 +162,6 @@ def test_a_journal_in_use_is_refused_until_it_is_closed(tmp_path: Path) -> None:
     with Journal(path), pytest.raises(InputError, match=in_use):
         Journal(path)
     Journal(path).close()  # free again once closed
-
-
-def _complete_parent(emu: LumaEmulator) -> str:
-    async def make() -> str:
-        policy = PollPolicy(interval=0.01, max_interval=0.05, jitter=0.0, timeout=30)
-        async with LumaSession(emu.api_key, base_url=emu.base_url, poll=policy) as luma:
-            task = await luma.generate("root")
-            return (await luma.wait(task.id)).id
-
-    return asyncio.run(make())
 
 
 # -- 3. a journal that cannot be written -----------------------------------------------------

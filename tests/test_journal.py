@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -27,7 +26,7 @@ from luma_async import (
 from luma_async._journal import Journal, request_fingerprint, writer_of
 from luma_async.testing import LumaEmulator
 
-from .helpers import finished_task
+from .helpers import complete_parent, finished_task
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = PollPolicy(interval=1.0, max_interval=5.0, jitter=0.5, timeout=600.0)
@@ -231,16 +230,6 @@ async def test_an_unusable_journal_path_is_refused_at_the_call_creating_nothing(
 # -- a real process, killed at random points ------------------------------------------------
 
 
-def _complete_parent(emu: LumaEmulator) -> str:
-    async def make() -> str:
-        policy = PollPolicy(interval=0.01, max_interval=0.05, jitter=0.0, timeout=30)
-        async with LumaSession(emu.api_key, base_url=emu.base_url, poll=policy) as luma:
-            task = await luma.generate("root")
-            return (await luma.wait(task.id)).id
-
-    return asyncio.run(make())
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 def test_sigkilled_batch_ends_with_exactly_one_task_per_request(tmp_path: Path) -> None:
     count = 60
@@ -249,7 +238,7 @@ def test_sigkilled_batch_ends_with_exactly_one_task_per_request(tmp_path: Path) 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs = kills = 0
     with LumaEmulator.in_thread(time_scale=0.004) as emu:
-        parent = _complete_parent(emu)
+        parent = complete_parent(emu)
         argv = [
             sys.executable,
             "-m",
