@@ -68,7 +68,25 @@ class Budget:
         """
         return self
 
+    def take(self) -> bool:
+        """Take a slot at once when nothing may make it wait: no rate, no cap on requests in
+        flight, no 429 pause (the default budget, and the common case: no await, and no clock
+        read unless a 429 was ever seen).  ``False``: nothing was taken, :meth:`acquire` it.
+        A slot taken either way is given back by :meth:`release`."""
+        policy = self.policy
+        if policy.max_rate is not None or policy.max_connections is not None:
+            return False
+        if self._paused_until and self._paused_until > _clock.monotonic():
+            return False
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        return True
+
     async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting for the rate, the pause and the cap on requests in flight."""
         if self.policy.max_rate is not None or self._paused_until > _clock.monotonic():
             await self._admit()  # else nothing to wait for: the common case costs no await
         limit = self.policy.max_connections
@@ -80,9 +98,10 @@ class Budget:
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._exit()
+        self.release()
 
-    def _exit(self) -> None:
+    def release(self) -> None:
+        """Give back a slot taken by :meth:`take` or :meth:`acquire`."""
         self.in_flight -= 1
         if self._semaphore is not None:
             self._semaphore.release()

@@ -17,11 +17,14 @@ they are run: requests and downloads :func:`call`, the poll loop iterates
 first try, and building and driving a retry loop cost about a fifth of a loopback GET.  Only
 a failure worth retrying builds the loop, which runs the attempts after it (tenacity's
 attempt 1 is the call's attempt 2: the schedule's functions always see the call's own
-numbers).  A poll loop is the same driver run again after each result that wants another
-(:meth:`Schedule.results`): a poll that answers goes through no tenacity object, so
-thousands of watches keep no retry loop alive between polls (a kilobyte each, and most of
-the CPU of a poll); a poll that fails enters tenacity until one answers.  Nothing is
-replayed into tenacity and no call state is built by hand.
+numbers).  The API client's first attempt is its own coroutine, awaited directly, and
+hands a failure to the same two steps, :func:`after_failure` (judge it: raise it, or say
+how long to pause) and :func:`retry_after` (pause, then tenacity).  A poll loop is the same
+driver run again after each result that wants another (:meth:`Schedule.results`): a poll
+that answers goes through no tenacity object, so thousands of watches keep no retry loop
+alive between polls (a kilobyte each, and most of the CPU of a poll); a poll that fails
+enters tenacity until one answers.  Nothing is replayed into tenacity and no call state is
+built by hand.
 """
 
 from __future__ import annotations
@@ -48,11 +51,13 @@ from luma_async._redact import Redactor
 
 __all__ = [
     "Schedule",
+    "after_failure",
     "backoff",
     "call",
     "is_transient",
     "may_have_landed",
     "may_resend",
+    "retry_after",
     "server_hint",
 ]
 
@@ -274,18 +279,40 @@ async def _attempt(
     """
     try:
         return await fn()
-    except Exception as exc:
-        if not isinstance(schedule, Schedule):
-            schedule = schedule()
+    except Exception as exc:  # noqa: BLE001 - after_failure re-raises what it does not retry
         attempt = 1 if done is None else done()
-        if not schedule.retry_on(exc):
-            raise
-        if schedule.give_up(attempt):
-            if schedule.exhausted is not None:
-                schedule.exhausted(exc, None)
-            raise
-        pause = schedule.wait(attempt, exc)  # may raise: a Retry-After past the deadline
-        schedule.on_retry(attempt, exc, pause)
+        judged, pause = after_failure(exc, schedule, attempt)
+    return await retry_after(fn, judged, pause, attempt)
+
+
+def after_failure(
+    exc: Exception, schedule: Schedule | Callable[[], Schedule], attempt: int
+) -> tuple[Schedule, float]:
+    """Judge ``exc``, the failure of attempt ``attempt`` made outside tenacity: raise it
+    (or what the schedule's ``exhausted`` raises) when no attempt may follow, else return the
+    schedule and the pause before the next attempt (:func:`retry_after` makes it).
+
+    Called from the ``except`` clause that caught ``exc`` (``schedule`` may be a function
+    making it, called only now); :func:`call` and the API client's first attempt use it.
+    """
+    if not isinstance(schedule, Schedule):
+        schedule = schedule()
+    if not schedule.retry_on(exc):
+        raise exc
+    if schedule.give_up(attempt):
+        if schedule.exhausted is not None:
+            schedule.exhausted(exc, None)
+        raise exc
+    pause = schedule.wait(attempt, exc)  # may raise: a Retry-After past the deadline
+    schedule.on_retry(attempt, exc, pause)
+    return schedule, pause
+
+
+async def retry_after(
+    fn: Callable[[], Awaitable[T]], schedule: Schedule, pause: float, attempt: int
+) -> T:
+    """The attempts after failed attempt ``attempt``: ``pause``, then tenacity's loop (its
+    attempt 1 is the call's ``attempt + 1``) up to the first result."""
     await schedule.sleep(pause)
     answer: T = await schedule.tenacity(first=attempt + 1)(fn)
     return answer

@@ -23,7 +23,7 @@ import functools
 import logging
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import aiohttp
 
@@ -38,7 +38,14 @@ from luma_async._errors import (
 from luma_async._policy import RetryPolicy
 from luma_async._protocol import MAX_BODY, Request
 from luma_async._redact import Redactor
-from luma_async._retry import Schedule, call, is_transient, may_have_landed, may_resend
+from luma_async._retry import (
+    Schedule,
+    after_failure,
+    is_transient,
+    may_have_landed,
+    may_resend,
+    retry_after,
+)
 
 __all__ = ["AiohttpTransport", "Client", "SendError", "Transport"]
 
@@ -96,7 +103,16 @@ class AiohttpTransport:
                 allow_redirects=False,
                 auto_decompress=False,  # _read_capped inflates, bounded
             ) as response:
-                return response.status, response.headers, await _read_capped(response)
+                length = response.content_length
+                if (
+                    length is not None
+                    and length <= MAX_BODY
+                    and "Content-Encoding" not in response.headers
+                ):
+                    raw = await response.read()  # a plain body under the cap: one read
+                else:
+                    raw = await _read_capped(response)
+                return response.status, response.headers, raw
         except (aiohttp.ClientConnectorError, _CONNECT_TIMEOUT) as exc:
             raise SendError(_why(exc), sent=False) from exc
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -141,38 +157,49 @@ class Client:
         A paid request is never re-sent once it may have reached the service, and a 2xx
         answer to it that cannot be read raises :class:`SubmissionUncertainError`.  Every
         error leaves scrubbed of the API key.
-        """
-        try:
-            return await self._send(request)
-        except LumaError as exc:
-            self._redact.error(exc)
-            raise
 
-    async def _send(self, request: Request[T]) -> T:
-        end = _clock.monotonic() + self.retry.timeout
+        The first attempt is awaited here directly (most requests succeed at once): the
+        retry driver, its schedule and tenacity come in only after a failure worth retrying.
+        """
+        end = _clock.monotonic() + self.retry.timeout  # no wait of any attempt ends later
         body, content_type = request.content()
         headers = self._headers
         if content_type is not None:
             headers = {**headers, "Content-Type": content_type}
-
-        def schedule() -> Schedule:  # made only when the first attempt failed
-            return Schedule.from_policy(
-                self.retry,
-                retry_on=may_resend if request.paid else is_transient,
-                attempts=None if request.retry else 1,
-                end=end,
-                label=f"{request.method} {request.path}",
-                redact=self._redact,
-            )
-
         try:
-            return await call(
-                functools.partial(self._attempt, request, headers, body, end), schedule
+            try:
+                return await self._attempt(request, headers, body, end)
+            except Exception as exc:  # noqa: BLE001 - after_failure re-raises it unless retried
+                schedule, pause = after_failure(
+                    exc, functools.partial(self._schedule, request, end), 1
+                )
+            return await retry_after(
+                functools.partial(self._attempt, request, headers, body, end), schedule, pause, 1
             )
         except LumaError as exc:
-            if request.paid and may_have_landed(exc):
-                raise request.uncertain_failure(exc) from exc
-            raise
+            self._failed(request, exc)
+
+    def _schedule(self, request: Request[Any], end: float) -> Schedule:
+        """How ``request`` is retried (made only when its first attempt failed)."""
+        return Schedule.from_policy(
+            self.retry,
+            retry_on=may_resend if request.paid else is_transient,
+            attempts=None if request.retry else 1,
+            end=end,
+            label=f"{request.method} {request.path}",
+            redact=self._redact,
+        )
+
+    def _failed(self, request: Request[Any], exc: LumaError) -> NoReturn:
+        """Raise the error ``request`` ends with, scrubbed of the key: a paid request that
+        may have landed ends uncertain (``exc`` chained), any other with ``exc`` itself."""
+        if request.paid and may_have_landed(exc):
+            uncertain = request.uncertain_failure(exc)
+            uncertain.__cause__ = exc  # scrubbed along the chain, as raised below
+            self._redact.error(uncertain)
+            raise uncertain from exc
+        self._redact.error(exc)
+        raise exc
 
     async def _attempt(
         self, request: Request[T], headers: Mapping[str, str], body: bytes | None, end: float
@@ -184,8 +211,49 @@ class Client:
         request is not sent and a RateLimitError says how long the pause lasts.
         """
         method, path = request.method, request.path
+        budget = self.budget
+        if budget.paused_until > end:
+            self._check_pause(method, path)
+        debug = log.isEnabledFor(logging.DEBUG)
+        started = _clock.monotonic() if debug else 0.0
+        if not budget.take():  # a slot at once, unless the budget has something to wait for
+            await budget.acquire()
+        try:
+            status, answer_headers, raw = await self.transport.send(
+                method, self.base_url + path, headers, body
+            )
+        except SendError as exc:
+            where = (
+                f"could not connect to {self.base_url}"
+                if exc.sent is False
+                else "the connection failed after the request was sent"
+            )
+            raise TransportError(
+                f"{method} {path}: {where}: {self._redact.text(str(exc))}",
+                method=method,
+                path=path,
+                sent=exc.sent,
+            ) from exc.__cause__
+        finally:
+            budget.release()
+        raw = self._redact.bytes(raw)
+        if debug:
+            log.debug("%s %s -> %s in %.3fs", method, path, status, _clock.monotonic() - started)
+        if status < 300:
+            budget.succeeded()
+        try:
+            return request.decipher(status, answer_headers, raw)
+        except APIError as error:
+            self._redact.error(error)  # the headers and the decoded body, before any log
+            if isinstance(error, RateLimitError):  # the whole session slows down, not one caller
+                hint = error.retry_after
+                budget.slow_down(None if hint is None else min(hint, self.retry.timeout))
+            raise
+
+    def _check_pause(self, method: str, path: str) -> None:
+        """Raise when the session is paused (a 429) past this request's deadline."""
         paused = self.budget.paused_until - _clock.monotonic()
-        if paused > 0 and self.budget.paused_until > end:
+        if paused > 0:
             raise RateLimitError(
                 method=method,
                 path=path,
@@ -194,38 +262,6 @@ class Client:
                 "service answered 429, past this request's RetryPolicy.timeout",
                 retry_after=paused,
             )
-        debug = log.isEnabledFor(logging.DEBUG)
-        started = _clock.monotonic() if debug else 0.0
-        async with self.budget.slot():
-            try:
-                status, answer_headers, raw = await self.transport.send(
-                    method, self.base_url + path, headers, body
-                )
-            except SendError as exc:
-                where = (
-                    f"could not connect to {self.base_url}"
-                    if exc.sent is False
-                    else "the connection failed after the request was sent"
-                )
-                raise TransportError(
-                    f"{method} {path}: {where}: {self._redact.text(str(exc))}",
-                    method=method,
-                    path=path,
-                    sent=exc.sent,
-                ) from exc.__cause__
-        raw = self._redact.bytes(raw)
-        if debug:
-            log.debug("%s %s -> %s in %.3fs", method, path, status, _clock.monotonic() - started)
-        if status < 300:
-            self.budget.succeeded()
-        try:
-            return request.decipher(status, answer_headers, raw)
-        except APIError as error:
-            self._redact.error(error)  # the headers and the decoded body, before any log
-            if isinstance(error, RateLimitError):  # the whole session slows down, not one caller
-                hint = error.retry_after
-                self.budget.slow_down(None if hint is None else min(hint, self.retry.timeout))
-            raise
 
 
 def _why(exc: BaseException) -> str:
