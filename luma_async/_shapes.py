@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeGuard
 
+from luma_async._construct import new_frame, new_task, plain_video
 from luma_async._errors import is_json_list as _is_list
 from luma_async._models import Frame, RawVideo, Task, TaskState, Video
 
@@ -138,17 +139,17 @@ def _frame(value: Any) -> Frame | None:
         if not isinstance(url, str) or not url:
             return None
         width, height = value.get("width"), value.get("height")
-        return Frame(
+        return new_frame(
             url,
-            width=width if type(width) is int else _size(width),
-            height=height if type(height) is int else _size(height),
+            width if type(width) is int else _size(width),
+            height if type(height) is int else _size(height),
         )
     url = _url_of(value)
     if url is None:
         return None
     if not _is_object(value):
-        return Frame(url)
-    return Frame(url, width=_size(value.get("width")), height=_size(value.get("height")))
+        return new_frame(url, None, None)
+    return new_frame(url, _size(value.get("width")), _size(value.get("height")))
 
 
 def _raw_video(value: Any) -> RawVideo | None:
@@ -310,18 +311,18 @@ def read_task(raw: Any, structure_video: StructureVideo) -> Task:  # noqa: C901,
         last_frame = _frame(last_frame)
     if last_frame is None and (elsewhere := artifact.get("last_frame")) is not None:
         last_frame = _frame(elsewhere)
-    return Task(
-        id=task_id,
-        state=state if known is None else known,
-        sent_state=sent_state,
-        last_frame=last_frame,
-        prompt=prompt,
-        failure_reason=None if body.keys().isdisjoint(_FAILURE_KEYS) else _failure_reason(body),
-        created_at=created,
-        video=video,
-        liked=get("liked"),
-        estimate_wait_seconds=estimate,
-        extra={key: value for key, value in body.items() if key not in _TASK_FIELDS},
+    return new_task(
+        task_id,
+        state if known is None else known,
+        prompt,
+        None if body.keys().isdisjoint(_FAILURE_KEYS) else _failure_reason(body),
+        created,
+        video,
+        get("liked"),
+        estimate,
+        {key: value for key, value in body.items() if key not in _TASK_FIELDS},
+        last_frame,
+        sent_state,
     )
 
 
@@ -366,7 +367,9 @@ def _video(  # noqa: C901, PLR0912 - each place a link may be in, cheapest first
             found = _raw_video(found)
         if found is not None:
             added["raw"] = found
-    return structure_video({**shown, **added} if added else shown, Video)
+    if added:
+        return structure_video({**shown, **added}, Video)
+    return plain_video(shown, url) or structure_video(shown, Video)
 
 
 def _first_url(*places: Any) -> str | None:

@@ -1,15 +1,24 @@
 """The request path's shortcuts (issue 14) keep every behaviour of the slow path they skip.
 
-The budget hands a slot out without an await when it has nothing to wait for, and only then.
+The budget hands a slot out without an await when it has nothing to wait for, and only then;
+the decoder's constructors build exactly what the classes' own ``__init__`` builds, and a
+video object is built directly only when the converter's field hooks would change nothing.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from types import MappingProxyType
+from typing import Any
+
+import attrs
 import pytest
 
-from luma_async import RequestBudget
+from luma_async import FinishedTask, Frame, RawVideo, RequestBudget, Task, TaskState, Video
 from luma_async._budget import Budget
 from luma_async._clock import VirtualClock
+from luma_async._construct import _setters, new_frame, new_task, new_video, plain_video
+from luma_async._convert import converter
 
 pytestmark = pytest.mark.asyncio
 
@@ -60,3 +69,110 @@ async def test_acquire_after_a_refused_take_waits_out_the_pause(vclock: VirtualC
     assert budget.in_flight == 1
     budget.release()
     assert budget.in_flight == 0
+
+
+# --- the decoder's constructors: the same values as the classes' own __init__ ---------------
+
+_WHEN = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
+
+def test_new_frame_and_new_video_build_what_their_classes_build() -> None:
+    assert_same(new_frame("https://f", 1, 2), Frame("https://f", width=1, height=2))
+    assert_same(new_frame("https://f", None, None), Frame("https://f"))
+    raw = RawVideo("https://r", duration=5.0)
+    built = new_video("https://v", 1360, 752, "https://t", "https://d", raw)
+    assert_same(
+        built,
+        Video(
+            "https://v",
+            width=1360,
+            height=752,
+            thumbnail="https://t",
+            download_url="https://d",
+            raw=raw,
+        ),
+    )
+    assert built.best_url == "https://d"
+
+
+def test_new_task_builds_what_task_builds_and_wraps_its_extra_read_only() -> None:
+    extra: dict[str, Any] = {"thumbnail": {"url": "https://t"}, "n": 1}
+    video = Video("https://v", width=1, height=2)
+    frame = Frame("https://f")
+    built = new_task(
+        "t-1", TaskState.COMPLETED, "p", "why", _WHEN, video, True, 1.5, extra, frame, "x"
+    )
+    assert_same(
+        built,
+        Task(
+            id="t-1",
+            state=TaskState.COMPLETED,
+            prompt="p",
+            failure_reason="why",
+            created_at=_WHEN,
+            video=video,
+            liked=True,
+            estimate_wait_seconds=1.5,
+            extra=extra,
+            last_frame=frame,
+            sent_state="x",
+        ),
+    )
+    assert isinstance(built.extra, MappingProxyType)
+    assert dict(built.extra) == extra
+    with pytest.raises(TypeError):
+        built.extra["n"] = 2  # type: ignore[index]
+    assert FinishedTask.of(built) == built
+
+
+def assert_same(built: attrs.AttrsInstance, expected: attrs.AttrsInstance) -> None:
+    assert type(built) is type(expected)
+    assert built == expected
+    assert hash(built) == hash(expected)
+    assert repr(built) == repr(expected)
+    for field in attrs.fields(type(expected)):
+        assert getattr(built, field.name) == getattr(expected, field.name), field.name
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            setattr(built, field.name, None)
+
+
+def test_a_field_the_constructors_do_not_set_fails_at_import() -> None:
+    with pytest.raises(AssertionError, match="Frame"):
+        _setters(Frame, "url", "width")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"url": "https://v"},
+        {"url": "https://v", "width": 1, "height": 2, "thumbnail": "https://t"},
+        {"url": "https://v", "width": None, "thumbnail": "", "download_url": "https://d"},
+        {"url": "https://v", "thumbnail": None, "download_url": ""},
+    ],
+)
+def test_a_plain_video_object_is_built_as_the_converter_reads_it(fields: dict[str, Any]) -> None:
+    built = plain_video(fields, fields["url"])
+    assert built is not None
+    assert_same(built, converter.structure(fields, Video))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"url": "https://v", "width": 1.0},  # the size hook makes it an int
+        {"url": "https://v", "width": True},  # the size hook refuses it
+        {"url": "https://v", "height": "752"},
+        {"url": "https://v", "thumbnail": {"url": "https://t"}},  # the link hook reads it
+        {"url": "https://v", "download_url": 3},
+        {"url": "https://v", "raw": "https://r"},  # the raw hook reads it
+        {"url": "https://v", "duration": 5},  # a key the strict converter refuses
+    ],
+)
+def test_a_video_object_the_field_hooks_must_read_is_not_built_directly(
+    fields: dict[str, Any],
+) -> None:
+    assert plain_video(fields, "https://v") is None
+
+
+def test_only_a_dict_is_a_plain_video_object() -> None:
+    assert plain_video(MappingProxyType({"url": "https://v"}), "https://v") is None
