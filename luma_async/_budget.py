@@ -21,7 +21,8 @@ class Budget:
     def __init__(self, policy: RequestBudget | None = None) -> None:
         self.policy = policy or RequestBudget()
         self._next_free = 0.0
-        self._paused_until = 0.0
+        #: The clock time until which a 429 pauses every request (in the past: not paused).
+        self.paused_until = 0.0
         self._factor = 1.0  # share of max_rate allowed now; halved by each 429
         self._semaphore: asyncio.Semaphore | None = None
         self.in_flight = 0
@@ -34,30 +35,25 @@ class Budget:
         max_rate = self.policy.max_rate
         return None if max_rate is None else max_rate * self._factor
 
-    @property
-    def paused_until(self) -> float:
-        """The clock time until which a 429 pauses every request (in the past: not paused)."""
-        return self._paused_until
-
     def slow_down(self, retry_after: float | None) -> None:
         """A 429 was seen: pause every request of the session and halve the rate."""
         self.throttled += 1
         wait = self.policy.pause if retry_after is None else max(retry_after, 0.0)
-        self._paused_until = max(self._paused_until, _clock.monotonic() + wait)
+        self.paused_until = max(self.paused_until, _clock.monotonic() + wait)
         self._factor = max(self._factor / 2, _MIN_FACTOR)
 
     async def _admit(self) -> None:
         while True:
             now = _clock.monotonic()
             rate = self.rate
-            start = max(now, self._paused_until)
+            start = max(now, self.paused_until)
             if rate is not None:
                 start = max(start, self._next_free)
                 self._next_free = start + 1 / rate
             if start <= now:
                 return
             await _clock.sleep(start - now)
-            if self._paused_until <= _clock.monotonic():
+            if self.paused_until <= _clock.monotonic():
                 return
 
     def slot(self) -> Budget:
@@ -76,7 +72,7 @@ class Budget:
         policy = self.policy
         if policy.max_rate is not None or policy.max_connections is not None:
             return False
-        if self._paused_until and self._paused_until > _clock.monotonic():
+        if self.paused_until and self.paused_until > _clock.monotonic():
             return False
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -87,7 +83,7 @@ class Budget:
 
     async def acquire(self) -> None:
         """Take a slot, waiting for the rate, the pause and the cap on requests in flight."""
-        if self.policy.max_rate is not None or self._paused_until > _clock.monotonic():
+        if self.policy.max_rate is not None or self.paused_until > _clock.monotonic():
             await self._admit()  # else nothing to wait for: the common case costs no await
         limit = self.policy.max_connections
         if limit is not None and self._semaphore is None:

@@ -20,21 +20,22 @@ import attrs
 
 from luma_async._models import Frame, RawVideo, Task, TaskState, Video
 
-__all__ = ["new_frame", "new_task", "new_video", "plain_video"]
+__all__ = ["new_frame", "new_task", "new_video", "plain_video", "slot_setters"]
 
 _new = object.__new__
 
 
-def _setters(cls: type, *names: str) -> tuple[Any, ...]:
+def slot_setters(cls: type, *names: str) -> tuple[Any, ...]:
+    """The ``__set__`` of each slot of attrs class ``cls``, whose fields must be ``names``."""
     fields = tuple(field.name for field in attrs.fields(cls))
     if fields != names:  # a field added to the class must be added here too
         raise AssertionError(f"{cls.__name__}: fields {fields}, built {names}")
     return tuple(cls.__dict__[name].__set__ for name in names)
 
 
-_FRAME = _setters(Frame, "url", "width", "height")
-_VIDEO = _setters(Video, "url", "width", "height", "thumbnail", "download_url", "raw")
-_TASK = _setters(
+_FRAME = slot_setters(Frame, "url", "width", "height")
+_VIDEO = slot_setters(Video, "url", "width", "height", "thumbnail", "download_url", "raw")
+_TASK = slot_setters(
     Task,
     "id",
     "state",

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
+from luma_async._construct import slot_setters
 from luma_async._convert import (
     account_from_json,
     batch_from_json,
@@ -86,10 +87,13 @@ class Request(Generic[T]):
 
     def decipher(self, status: int, headers: Mapping[str, str], raw: bytes) -> T:
         """The value of the answer ``(status, headers, raw)``, or the error it means."""
-        if status >= 300 or (len(raw) > MAX_BODY and not self.paid):
+        if status >= 300 or len(raw) > MAX_BODY:
+            if status < 300 and self.paid:  # a 2xx too large to read: the job may exist
+                large = DecodeError(f"{self.what}: the answer is larger than {MAX_BODY} bytes")
+                raise self.uncertain_answer(status, raw, large) from large
             raise error_for(self.method, self.path, status, headers, raw)
         try:
-            return self.decode(_json_of(raw, self.what))
+            return self.decode(decode_json(raw, what=self.what))
         except DecodeError as exc:
             if not self.paid:
                 raise
@@ -123,12 +127,6 @@ class Request(Generic[T]):
             request=self.request,
             status=error.status if isinstance(error, APIError) else None,
         )
-
-
-def _json_of(raw: bytes, what: str) -> Any:
-    if len(raw) > MAX_BODY:
-        raise DecodeError(f"{what}: the answer is larger than {MAX_BODY} bytes")
-    return decode_json(raw, what=what)
 
 
 def error_for(
@@ -198,17 +196,34 @@ def _task_for(task_id: str, what: str, data: Any) -> Task:
     return check_answer_for(task_from_json(data, what=what), task_id, what=what)
 
 
+_new: Callable[[type[Any]], Any] = object.__new__
+#: Request's slots, set one by one for the request of every poll (see ``_construct``).
+_REQUEST = slot_setters(
+    Request, "method", "path", "what", "decode", "body", "paid", "retry", "request"
+)
+
+
 def get(task_id: str, *, poll: bool = False) -> Request[Task]:
     """``GET /luma/generations/{id}``: the task now; an answer for another task is a
-    :class:`WrongTaskError` (transient).  ``poll``: one attempt, the poll loop retries."""
+    :class:`WrongTaskError` (transient).  ``poll``: one attempt, the poll loop retries.
+
+    The same value as ``Request("GET", path, what, decode, retry=not poll)``, built
+    without attrs' frozen ``__init__``: this is the request of every poll.
+    """
     what = f"{'poll' if poll else 'get'} {task_id}"
-    return Request(
-        "GET",
-        f"{_GENERATIONS}/{task_id}",
-        what,
-        functools.partial(_task_for, task_id, what),
-        retry=not poll,
+    request: Request[Task] = _new(Request)
+    set_method, set_path, set_what, set_decode, set_body, set_paid, set_retry, set_request = (
+        _REQUEST
     )
+    set_method(request, "GET")
+    set_path(request, f"{_GENERATIONS}/{task_id}")
+    set_what(request, what)
+    set_decode(request, functools.partial(_task_for, task_id, what))
+    set_body(request, None)
+    set_paid(request, False)  # noqa: FBT003 - a slot's value
+    set_retry(request, not poll)
+    set_request(request, None)
+    return request
 
 
 def download_video_url(task_id: str) -> Request[str]:

@@ -275,7 +275,7 @@ def read_task(raw: Any, structure_video: StructureVideo) -> Task:  # noqa: C901,
             prompt = ""
     artifact: Any = get("artifact")
     if artifact.__class__ is not dict:
-        artifact = _mapping(artifact)
+        artifact = _NOTHING if artifact is None else _mapping(artifact)
     video = _video(body, artifact, structure_video)
 
     created: Any = get("created_at")

@@ -162,10 +162,12 @@ class Client:
         retry driver, its schedule and tenacity come in only after a failure worth retrying.
         """
         end = _clock.monotonic() + self.retry.timeout  # no wait of any attempt ends later
-        body, content_type = request.content()
         headers = self._headers
-        if content_type is not None:
-            headers = {**headers, "Content-Type": content_type}
+        body = None
+        if request.body is not None:
+            body, content_type = request.content()
+            if content_type is not None:
+                headers = {**headers, "Content-Type": content_type}
         try:
             try:
                 return await self._attempt(request, headers, body, end)
@@ -239,7 +241,7 @@ class Client:
         raw = self._redact.bytes(raw)
         if debug:
             log.debug("%s %s -> %s in %.3fs", method, path, status, _clock.monotonic() - started)
-        if status < 300:
+        if status < 300 and budget.throttled:  # only a 429 ever seen slowed the rate
             budget.succeeded()
         try:
             return request.decipher(status, answer_headers, raw)

@@ -14,11 +14,22 @@ from typing import Any
 import attrs
 import pytest
 
-from luma_async import FinishedTask, Frame, RawVideo, RequestBudget, Task, TaskState, Video
+from luma_async import (
+    FinishedTask,
+    Frame,
+    RawVideo,
+    RequestBudget,
+    Task,
+    TaskState,
+    Video,
+    _protocol,
+)
 from luma_async._budget import Budget
 from luma_async._clock import VirtualClock
-from luma_async._construct import _setters, new_frame, new_task, new_video, plain_video
+from luma_async._construct import new_frame, new_task, new_video, plain_video, slot_setters
 from luma_async._convert import converter
+from luma_async._errors import APIError, DecodeError, SubmissionUncertainError, WrongTaskError
+from luma_async._protocol import MAX_BODY
 
 pytestmark = pytest.mark.asyncio
 
@@ -138,7 +149,7 @@ def assert_same(built: attrs.AttrsInstance, expected: attrs.AttrsInstance) -> No
 
 def test_a_field_the_constructors_do_not_set_fails_at_import() -> None:
     with pytest.raises(AssertionError, match="Frame"):
-        _setters(Frame, "url", "width")
+        slot_setters(Frame, "url", "width")
 
 
 @pytest.mark.parametrize(
@@ -176,3 +187,38 @@ def test_a_video_object_the_field_hooks_must_read_is_not_built_directly(
 
 def test_only_a_dict_is_a_plain_video_object() -> None:
     assert plain_video(MappingProxyType({"url": "https://v"}), "https://v") is None
+
+
+# --- deciphering an answer and the request of a poll -----------------------------------------
+
+_HUGE = b" " * (MAX_BODY + 1)
+
+
+def test_a_2xx_too_large_to_read_is_uncertain_for_a_paid_request_and_an_error_otherwise() -> None:
+    paid = _protocol.generate({"user_prompt": "x"}, None)
+    with pytest.raises(SubmissionUncertainError) as uncertain:
+        paid.decipher(201, {}, _HUGE)
+    assert isinstance(uncertain.value.__cause__, DecodeError)
+    assert "larger than 16777216 bytes" in str(uncertain.value.__cause__)
+    with pytest.raises(APIError, match="larger than 16777216 bytes") as failed:
+        paid.decipher(502, {}, _HUGE)
+    assert failed.value.status == 502
+    with pytest.raises(APIError, match="larger than 16777216 bytes") as refused:
+        _protocol.get("t-1").decipher(200, {}, _HUGE)
+    assert refused.value.status == 200
+
+
+@pytest.mark.parametrize("poll", [False, True])
+def test_the_request_of_a_get_is_what_its_fields_say(poll: bool) -> None:
+    request = _protocol.get("t-1", poll=poll)
+    what = f"{'poll' if poll else 'get'} t-1"
+    fields = (request.method, request.path, request.what, request.body, request.paid)
+    assert fields == ("GET", "/luma/generations/t-1", what, None, False)
+    assert (request.retry, request.request) == (not poll, None)
+    assert request.content() == (None, None)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        request.path = "/elsewhere"  # type: ignore[misc]
+    body = b'{"id": "t-1", "state": "pending"}'
+    assert request.decipher(200, {}, body) == Task(id="t-1", state=TaskState.PENDING)
+    with pytest.raises(WrongTaskError, match=what):
+        request.decipher(200, {}, body.replace(b"t-1", b"t-2"))
