@@ -5,9 +5,10 @@
 Starts the bench server, makes N tasks that stay queued for minutes, follows them all at
 once (``LumaSession.wait()`` GET only, or the raw aiohttp polling loop of
 :mod:`bench.many_watches`), waits until the server has counted N looks and every follower
-is asleep until its next one, and compares a tracemalloc snapshot then with one taken
-before the follow started: bytes and blocks per followed task, by allocation site.  Unlike
-peak RSS this does not depend on the machine's load: every wait is in the same place.
+is asleep until its next one (the bench's policy, slowed to one look a minute), and
+compares a tracemalloc snapshot then with one taken before the follow started: bytes and
+blocks per followed task, by allocation site.  Unlike peak RSS this does not depend on the
+machine's load: every wait is in the same place.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import asyncio
 import gc
 import tracemalloc
 from typing import Any
+
+import attrs
 
 from bench import many_watches
 from bench.client import Control
@@ -30,6 +33,8 @@ async def _measure(base_url: str, api_key: str, count: int, client: str) -> Any:
     await control.reset()
     ids = [m["id"] for m in made]
     finished: dict[str, float] = {}
+    # one look, then a minute's sleep: no follower is between two looks at the snapshot
+    many_watches.POLICY = attrs.evolve(many_watches.POLICY, interval=60.0, max_interval=60.0)
     gc.collect()
     before = tracemalloc.take_snapshot()
     if client == "raw":
@@ -41,7 +46,7 @@ async def _measure(base_url: str, api_key: str, count: int, client: str) -> Any:
     runner = asyncio.ensure_future(job)
     while (await control.stats())["get"] < count:  # noqa: ASYNC110 - another process counts
         await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)  # the last answers read; every follower asleep (waits >= 1 s)
+    await asyncio.sleep(0.5)  # the last answers read: every follower asleep
     gc.collect()
     during = tracemalloc.take_snapshot()
     runner.cancel()
@@ -50,7 +55,7 @@ async def _measure(base_url: str, api_key: str, count: int, client: str) -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(description="Bytes and blocks per followed task.")
     parser.add_argument("--count", type=int, default=2_000)
     parser.add_argument("--client", choices=["luma", "raw"], default="luma")
     parser.add_argument("--frames", type=int, default=1, help="traceback depth to group by")
