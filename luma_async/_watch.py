@@ -43,7 +43,7 @@ from luma_async._forced import (
 )
 from luma_async._listener import FollowEnd, Listener
 from luma_async._models import FinishedTask, StateChange, Task
-from luma_async._poll import follow
+from luma_async._poll import Poller
 from luma_async._refresh import Refresher
 
 if TYPE_CHECKING:
@@ -171,16 +171,17 @@ class _Watch:
 
     async def _run(self, policy: PollPolicy, first: Task | None) -> None:
         error: BaseException | None = None
+        # The loop of _poll.follow, without its async generator: one per watch adds up.
+        poller = Poller(self._fetch, self.task_id, policy, wakeup=self.wakeup, first=first)
         try:
-            async for change in follow(
-                self._fetch,
-                self.task_id,
-                policy,
-                wakeup=self.wakeup,
-                first=first,
-            ):
-                self.latest = change
-                self._broadcast(change)
+            while True:
+                task = await poller.next()
+                change = poller.change(task)
+                if change is not None:
+                    self.latest = change
+                    self._broadcast(change)
+                if poller.over(task):
+                    break
         except asyncio.CancelledError:
             if self.closing:
                 error = SessionClosedError(
