@@ -79,6 +79,7 @@ class Poller:
 
     __slots__ = (
         "_first",
+        "_in_hand",
         "_pause",
         "end",
         "fetch",
@@ -108,6 +109,9 @@ class Poller:
         self.last: Task | None = None
         self.polls = 0  # requests made (a StateChange's ``polls``)
         self._first = first
+        # The submission's answer counts as the first poll: the waits after the GETs go on
+        # from there (interval, then x backoff ...), they do not start over.
+        self._in_hand = 0 if first is None else 1
         self._pause: float | None = None  # the wait before the next poll; None: poll at once
 
     async def next(self) -> Task:
@@ -145,8 +149,8 @@ class Poller:
             raise TaskFailedError(task)
         if task.is_finished:
             return True
-        if self.polls == 0:  # the submission's answer counts as the first poll
-            self._pause = min(next_wait(self.policy, 1, task, None), _remaining(self.end))
+        if self.polls == 0:  # the task in hand: its wait is the first one, no deadline yet
+            self._pause = self._wait(0, None)
             return False
         if self._give_up(self.polls):
             self._exhausted(None, task)
@@ -171,7 +175,8 @@ class Poller:
 
     # The schedule numbers the attempts of one call; the poll loop's own count is wanted.
     def _wait(self, _attempt: int, error: BaseException | None) -> float:
-        seconds = next_wait(self.policy, self.polls, self.last, server_hint(error))
+        looks = self.polls + self._in_hand
+        seconds = next_wait(self.policy, looks, self.last, server_hint(error))
         return min(seconds, _remaining(self.end))  # the last poll happens at the deadline
 
     def _give_up(self, _attempt: int) -> bool:
