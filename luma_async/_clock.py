@@ -17,7 +17,8 @@ import asyncio
 import heapq
 import itertools
 import time
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 __all__ = [
     "Clock",
@@ -205,5 +206,7 @@ def monotonic() -> float:
     return _clock.monotonic()
 
 
-async def sleep(seconds: float, wakeup: Wakeup | None = None) -> bool:
-    return await _clock.sleep(seconds, wakeup)
+def sleep(seconds: float, wakeup: Wakeup | None = None) -> Coroutine[Any, Any, bool]:
+    """The active clock's sleep, to be awaited (no coroutine of its own: thousands of
+    followed tasks sleep at once, and a frame each adds up)."""
+    return _clock.sleep(seconds, wakeup)

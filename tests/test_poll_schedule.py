@@ -50,7 +50,8 @@ async def test_a_pending_task_in_hand_then_processing(vclock: VirtualClock) -> N
 
 async def test_the_backoff_after_a_task_in_hand_is_capped(vclock: VirtualClock) -> None:
     policy = attrs.evolve(EXACT, max_interval=4.0)
-    fetch, times = fetcher(vclock, [PROCESSING] * 3 + [DONE])
+    answers: list[Task | Exception] = [PROCESSING, PROCESSING, PROCESSING, DONE]
+    fetch, times = fetcher(vclock, answers)
     _ = [c async for c in follow(fetch, "t", policy, first=PROCESSING)]
     assert times == [2.0, 5.0, 9.0, 13.0]  # waits 2, 3, then the cap of 4
 
