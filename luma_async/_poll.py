@@ -10,6 +10,7 @@ A :class:`~luma_async._clock.Wakeup` (a callback, a new listener) cuts a wait sh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -121,7 +122,12 @@ class Poller:
             self._first = None
             return first
         if self._pause is not None:
-            await _clock.sleep(self._pause, self.wakeup)
+            try:
+                await _clock.sleep(self._pause, self.wakeup)
+            except asyncio.CancelledError:
+                if self.wakeup is not None:
+                    self.wakeup.disarm()  # its timer goes with the follow
+                raise
         return await call(self._counted, self._schedule)
 
     def change(self, task: Task) -> StateChange | None:

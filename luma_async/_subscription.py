@@ -93,6 +93,7 @@ class Subscription:
                     raise PollTimeoutError(task_id, last, _clock.monotonic() - self._started)
                 await _clock.sleep(remaining, self._wakeup)
             except asyncio.CancelledError:
+                self._wakeup.disarm()  # the deadline's timer
                 self.close()  # a cancelled follower follows no more
                 raise
 

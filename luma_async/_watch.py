@@ -113,6 +113,7 @@ class _Watch:
                 if poller.over(task):
                     break
         except asyncio.CancelledError:
+            self.wakeup.disarm()  # cancelled in a retry's wait, the timer of that wait
             if self.closing:
                 error = SessionClosedError(
                     f"the LumaSession was closed while following task {self.task_id}"
