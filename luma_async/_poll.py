@@ -68,18 +68,21 @@ class Poller:
 
     One slotted object instead of a loop's closures, a retry schedule and its generator:
     the retry :class:`~luma_async._retry.Schedule` is built only when a poll fails.  Its
-    driver is this loop, shared by :func:`follow` and the hub's watches::
+    driver is this loop, in :func:`follow` and the hub's watches::
 
+        task = first if first is not None else await poller.poll()
         while True:
-            task = await poller.next()   # the task in hand first, then a poll after each wait
             change = poller.change(task)  # None when nothing changed
-            ...                          # hand the change on
-            if poller.over(task):        # raises when it failed or the deadline passed
+            ...                           # hand the change on
+            if poller.over(task):         # raises when it failed or the deadline passed
                 break
+            await poller.pause()          # if cancelled here: poller.disarm()
+            task = await poller.poll()
+
+    Between two looks a follower holds no frame of this class: ``pause()`` is a bare future.
     """
 
     __slots__ = (
-        "_first",
         "_in_hand",
         "_pause",
         "end",
@@ -109,26 +112,23 @@ class Poller:
         self.end = None if policy.timeout is None else self.started + policy.timeout
         self.last: Task | None = None
         self.polls = 0  # requests made (a StateChange's ``polls``)
-        self._first = first
         # The submission's answer counts as the first poll: the waits after the GETs go on
         # from there (interval, then x backoff ...), they do not start over.
         self._in_hand = 0 if first is None else 1
-        self._pause: float | None = None  # the wait before the next poll; None: poll at once
+        self._pause = 0.0  # the wait before the next poll, set by over()
 
-    async def next(self) -> Task:
-        """The task in hand at first; after that, wait as due and poll (with retries)."""
-        first = self._first
-        if first is not None:
-            self._first = None
-            return first
-        if self._pause is not None:
-            try:
-                await _clock.sleep(self._pause, self.wakeup)
-            except asyncio.CancelledError:
-                if self.wakeup is not None:
-                    self.wakeup.disarm()  # its timer goes with the follow
-                raise
-        return await call(self._counted, self._schedule)
+    def poll(self) -> Awaitable[Task]:
+        """One look at the task, retried as a poll is (transient errors, ``Retry-After``)."""
+        return call(self._counted, self._schedule)
+
+    def pause(self) -> Awaitable[bool]:
+        """The wait before the next poll, as :meth:`over` set it (a wakeup cuts it short)."""
+        return _clock.sleep(self._pause, self.wakeup)
+
+    def disarm(self) -> None:
+        """For a follow cancelled in :meth:`pause`: its timer goes with it."""
+        if self.wakeup is not None:
+            self.wakeup.disarm()
 
     def change(self, task: Task) -> StateChange | None:
         """The change ``task`` brings since the last one seen (``None``: nothing new)."""
@@ -214,13 +214,19 @@ async def follow(
     reported as the first state without a request.
     """
     poller = Poller(fetch, task_id, policy, wakeup=wakeup, first=first)
+    task = first if first is not None else await poller.poll()
     while True:
-        task = await poller.next()
         change = poller.change(task)
         if change is not None:
             yield change
         if poller.over(task):
             return
+        try:
+            await poller.pause()
+        except asyncio.CancelledError:
+            poller.disarm()
+            raise
+        task = await poller.poll()
 
 
 def _remaining(end: float | None) -> float:

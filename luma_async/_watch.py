@@ -104,16 +104,18 @@ class _Watch:
         # The loop of _poll.follow, without its async generator: one per watch adds up.
         poller = Poller(self._fetch, self.task_id, policy, wakeup=self.wakeup, first=first)
         try:
+            task = first if first is not None else await poller.poll()
             while True:
-                task = await poller.next()
                 change = poller.change(task)
                 if change is not None:
                     self.latest = change
                     self._broadcast(change)
                 if poller.over(task):
                     break
+                await poller.pause()
+                task = await poller.poll()
         except asyncio.CancelledError:
-            self.wakeup.disarm()  # cancelled in a retry's wait, the timer of that wait
+            poller.disarm()  # cancelled in a wait: the timer of that wait goes too
             if self.closing:
                 error = SessionClosedError(
                     f"the LumaSession was closed while following task {self.task_id}"
