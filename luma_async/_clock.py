@@ -17,6 +17,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Awaitable
 from typing import Protocol
 
 __all__ = [
@@ -38,18 +39,27 @@ class Wakeup:
     at once (a wake-up is never lost between two sleeps).
     """
 
-    __slots__ = ("_future", "_pending")
+    __slots__ = ("_future", "_pending", "_timer")
 
     def __init__(self) -> None:
         self._future: asyncio.Future[bool] | None = None
         self._pending = False
+        self._timer: asyncio.TimerHandle | None = None  # of a sleep by :func:`sleep`
 
     def wake(self) -> None:
         future = self._future
         if future is not None and not future.done():
             future.set_result(True)
+            self.disarm()
         else:
             self._pending = True
+
+    def disarm(self) -> None:
+        """Cancel the timer of the sleep :func:`sleep` started on this wakeup, if any: for
+        one whose waiter was cancelled (the timer would otherwise stay until it is due)."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
     def _take_pending(self) -> bool:
         pending, self._pending = self._pending, False
@@ -82,6 +92,12 @@ class RealClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def arm(
+        self, loop: asyncio.AbstractEventLoop, seconds: float, future: asyncio.Future[bool]
+    ) -> asyncio.TimerHandle | None:
+        """Resolve ``future`` with ``False`` in ``seconds`` (unless it is done by then)."""
+        return loop.call_later(seconds, _resolve, future, False)  # noqa: FBT003
 
     async def sleep(self, seconds: float, wakeup: Wakeup | None = None) -> bool:
         if wakeup is not None and wakeup._take_pending():  # noqa: SLF001
@@ -123,6 +139,14 @@ class VirtualClock:
         """Move time forward by hand and end the sleeps that are due."""
         self._now += max(seconds, 0.0)
         self._fire_due()
+
+    def arm(
+        self, loop: asyncio.AbstractEventLoop, seconds: float, future: asyncio.Future[bool]
+    ) -> asyncio.TimerHandle | None:
+        """Resolve ``future`` with ``False`` when virtual time reaches ``seconds`` from now."""
+        heapq.heappush(self._heap, (self._now + seconds, next(self._counter), future))
+        self._ensure_driver(loop)
+        return None  # a future done otherwise is dropped from the heap when reached
 
     async def sleep(self, seconds: float, wakeup: Wakeup | None = None) -> bool:
         if wakeup is not None and wakeup._take_pending():  # noqa: SLF001
@@ -205,5 +229,23 @@ def monotonic() -> float:
     return _clock.monotonic()
 
 
-async def sleep(seconds: float, wakeup: Wakeup | None = None) -> bool:
-    return await _clock.sleep(seconds, wakeup)
+def sleep(seconds: float, wakeup: Wakeup | None = None) -> Awaitable[bool]:
+    """Wait ``seconds`` on the active clock; ``True`` if ``wakeup`` ended the wait early.
+
+    With a ``wakeup``, on the package's own clocks, the wait is a bare future with a timer
+    (no coroutine: thousands of followed tasks sleep at once, and a frame each adds up): a
+    ``wake()`` resolves it and cancels the timer; a waiter that is cancelled instead calls
+    ``wakeup.disarm()``.
+    """
+    clock = _clock
+    if wakeup is None or not isinstance(clock, (RealClock, VirtualClock)):
+        return clock.sleep(seconds, wakeup)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[bool] = loop.create_future()
+    if wakeup._take_pending():  # noqa: SLF001
+        future.set_result(True)
+        return future
+    wakeup.disarm()
+    wakeup._future = future  # noqa: SLF001
+    wakeup._timer = clock.arm(loop, max(seconds, 0.0), future)  # noqa: SLF001
+    return future

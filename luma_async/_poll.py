@@ -10,8 +10,7 @@ A :class:`~luma_async._clock.Wakeup` (a callback, a new listener) cuts a wait sh
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import asyncio
 import logging
 import math
 import random
@@ -22,9 +21,9 @@ from luma_async import _clock
 from luma_async._errors import PollTimeoutError, TaskFailedError
 from luma_async._models import StateChange, Task, TaskState
 from luma_async._policy import PollPolicy
-from luma_async._retry import Schedule, is_transient, server_hint
+from luma_async._retry import Schedule, call, is_transient, server_hint
 
-__all__ = ["follow", "next_wait"]
+__all__ = ["Poller", "follow", "next_wait"]
 
 log = logging.getLogger("luma_async")
 
@@ -64,11 +63,143 @@ def _backed_off(policy: PollPolicy, steps: int) -> float:
         return policy.max_interval
 
 
-def _unfinished(task: Task | None) -> bool:
-    return task is None or not task.is_terminal
+class Poller:
+    """The state of one follow, and its steps: thousands of followed tasks each hold one.
+
+    One slotted object instead of a loop's closures, a retry schedule and its generator:
+    the retry :class:`~luma_async._retry.Schedule` is built only when a poll fails.  Its
+    driver is this loop, in :func:`follow` and the hub's watches::
+
+        task = first if first is not None else await poller.poll()
+        while True:
+            change = poller.change(task)  # None when nothing changed
+            ...                           # hand the change on
+            if poller.over(task):         # raises when it failed or the deadline passed
+                break
+            await poller.pause()          # if cancelled here: poller.disarm()
+            task = await poller.poll()
+
+    Between two looks a follower holds no frame of this class: ``pause()`` is a bare future.
+    """
+
+    __slots__ = (
+        "_in_hand",
+        "_pause",
+        "end",
+        "fetch",
+        "last",
+        "policy",
+        "polls",
+        "started",
+        "task_id",
+        "wakeup",
+    )
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[Task]],
+        task_id: str,
+        policy: PollPolicy,
+        *,
+        wakeup: _clock.Wakeup | None = None,
+        first: Task | None = None,
+    ) -> None:
+        self.fetch = fetch
+        self.task_id = task_id
+        self.policy = policy
+        self.wakeup = wakeup
+        self.started = _clock.monotonic()
+        self.end = None if policy.timeout is None else self.started + policy.timeout
+        self.last: Task | None = None
+        self.polls = 0  # requests made (a StateChange's ``polls``)
+        # The submission's answer counts as the first poll: the waits after the GETs go on
+        # from there (interval, then x backoff ...), they do not start over.
+        self._in_hand = 0 if first is None else 1
+        self._pause = 0.0  # the wait before the next poll, set by over()
+
+    def poll(self) -> Awaitable[Task]:
+        """One look at the task, retried as a poll is (transient errors, ``Retry-After``)."""
+        return call(self._counted, self._schedule)
+
+    def pause(self) -> Awaitable[bool]:
+        """The wait before the next poll, as :meth:`over` set it (a wakeup cuts it short)."""
+        return _clock.sleep(self._pause, self.wakeup)
+
+    def disarm(self) -> None:
+        """For a follow cancelled in :meth:`pause`: its timer goes with it."""
+        if self.wakeup is not None:
+            self.wakeup.disarm()
+
+    def change(self, task: Task) -> StateChange | None:
+        """The change ``task`` brings since the last one seen (``None``: nothing new)."""
+        previous, self.last = self.last, task
+        if (
+            previous is not None
+            and previous.state == task.state
+            and not (task.is_finished and not previous.is_finished)
+        ):
+            return None
+        return StateChange(
+            task_id=self.task_id,
+            previous=None if previous is None else previous.state,
+            state=task.state,
+            task=task,
+            elapsed=_clock.monotonic() - self.started,
+            polls=self.polls,
+        )
+
+    def over(self, task: Task) -> bool:
+        """True when following ends with ``task``; raises when it failed or time is up.
+        Otherwise the next :meth:`next` waits as the policy says."""
+        if task.is_failed:
+            raise TaskFailedError(task)
+        if task.is_finished:
+            return True
+        if self.polls == 0:  # the task in hand: its wait is the first one, no deadline yet
+            self._pause = self._wait(0, None)
+            return False
+        if self._give_up(self.polls):
+            self._exhausted(None, task)
+        self._pause = self._wait(self.polls, None)
+        return False
+
+    # -- the retry schedule of a poll, built only when one fails ------------------------
+
+    async def _counted(self) -> Task:  # a coroutine function: tenacity awaits only those
+        self.polls += 1
+        return await self.fetch()
+
+    def _schedule(self) -> Schedule:
+        return Schedule(
+            retry_on=is_transient,
+            wait=self._wait,
+            give_up=self._give_up,
+            exhausted=self._exhausted,
+            on_retry=self._failed,
+            sleep=self._sleep,
+        )
+
+    # The schedule numbers the attempts of one call; the poll loop's own count is wanted.
+    def _wait(self, _attempt: int, error: BaseException | None) -> float:
+        looks = self.polls + self._in_hand
+        seconds = next_wait(self.policy, looks, self.last, server_hint(error))
+        return min(seconds, _remaining(self.end))  # the last poll happens at the deadline
+
+    def _give_up(self, _attempt: int) -> bool:
+        return self.end is not None and _clock.monotonic() >= self.end
+
+    def _exhausted(self, error: BaseException | None, _: object) -> NoReturn:
+        elapsed = _clock.monotonic() - self.started
+        raise PollTimeoutError(self.task_id, self.last, elapsed) from error
+
+    def _failed(self, _attempt: int, error: BaseException | None, _: float) -> None:
+        log.debug("task %s: poll %d failed: %s", self.task_id, self.polls, error)
+
+    def _sleep(self, seconds: float) -> Awaitable[bool]:
+        return _clock.sleep(seconds, self.wakeup)
 
 
-async def follow(  # noqa: C901 - one loop: poll, compare, hint, wait; split, its state would be shared
+async def follow(
     fetch: Callable[[], Awaitable[Task]],
     task_id: str,
     policy: PollPolicy,
@@ -82,74 +213,20 @@ async def follow(  # noqa: C901 - one loop: poll, compare, hint, wait; split, it
     :class:`PollTimeoutError` is.  ``first`` is a task already in hand (from the submission),
     reported as the first state without a request.
     """
-    started = _clock.monotonic()
-    end = None if policy.timeout is None else started + policy.timeout
-    last: Task | None = None
-    polls = 0
-
-    def change(task: Task) -> StateChange | None:
-        nonlocal last
-        previous, last = last, task
-        if (
-            previous is not None
-            and previous.state == task.state
-            and not (task.is_finished and not previous.is_finished)
-        ):
-            return None
-        return StateChange(
-            task_id=task_id,
-            previous=None if previous is None else previous.state,
-            state=task.state,
-            task=task,
-            elapsed=_clock.monotonic() - started,
-            polls=polls,
-        )
-
-    if first is not None:
-        item = change(first)
-        if item is not None:
-            yield item
-        if first.is_failed:
-            raise TaskFailedError(first)
-        if first.is_finished:
+    poller = Poller(fetch, task_id, policy, wakeup=wakeup, first=first)
+    task = first if first is not None else await poller.poll()
+    while True:
+        change = poller.change(task)
+        if change is not None:
+            yield change
+        if poller.over(task):
             return
-
-    def wait(attempt: int, error: BaseException | None) -> float:
-        seconds = next_wait(policy, attempt, last, server_hint(error))
-        return min(seconds, _remaining(end))  # the last poll happens at the deadline
-
-    def exhausted(error: BaseException | None, _: object) -> NoReturn:
-        raise PollTimeoutError(task_id, last, _clock.monotonic() - started) from error
-
-    def fetched() -> Awaitable[Task]:
-        nonlocal polls
-        polls += 1
-        return fetch()
-
-    def failed(attempt: int, error: BaseException | None, _: float) -> None:
-        log.debug("task %s: poll %d failed: %s", task_id, attempt, error)
-
-    # The driver of _retry decides every step: poll on after a transient error or an
-    # unfinished task, wait as next_wait says (a wakeup cuts it short), give up at the
-    # deadline.  Each answer is yielded here between polls.
-    schedule = Schedule(
-        retry_on=is_transient,
-        retry_result=_unfinished,
-        wait=wait,
-        give_up=lambda _: end is not None and _clock.monotonic() >= end,
-        exhausted=exhausted,
-        on_retry=failed,
-        sleep=functools.partial(_clock.sleep, wakeup=wakeup),
-    )
-    if first is not None:  # the submission's answer counts as the first poll
-        await _clock.sleep(min(next_wait(policy, 1, first, None), _remaining(end)), wakeup)
-    async with contextlib.aclosing(schedule.results(fetched)) as tasks:
-        async for task in tasks:
-            item = change(task)
-            if item is not None:
-                yield item
-            if task.is_failed:
-                raise TaskFailedError(task)
+        try:
+            await poller.pause()
+        except asyncio.CancelledError:
+            poller.disarm()
+            raise
+        task = await poller.poll()
 
 
 def _remaining(end: float | None) -> float:

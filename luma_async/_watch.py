@@ -22,7 +22,6 @@ tasks makes it fall back to one GET per task, decided once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import logging
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from luma_async import _clock
-from luma_async._errors import PollTimeoutError, SessionClosedError, TaskFailedError
+from luma_async._errors import SessionClosedError
 from luma_async._forced import (
     FORCED_BURST,
     FORCED_RATE,
@@ -43,8 +42,9 @@ from luma_async._forced import (
 )
 from luma_async._listener import FollowEnd, Listener
 from luma_async._models import FinishedTask, StateChange, Task
-from luma_async._poll import follow
+from luma_async._poll import Poller
 from luma_async._refresh import Refresher
+from luma_async._subscription import Subscription
 
 if TYPE_CHECKING:
     from luma_async._policy import PollPolicy
@@ -63,95 +63,25 @@ __all__ = [
 log = logging.getLogger("luma_async")
 
 
-class Subscription:
-    """An async iterator over the changes of one task (or, merged, of several).
-
-    Cancelling a pending ``__anext__`` ends the subscription. Single-task subscriptions end
-    after the change that brings the video, raise :class:`TaskFailedError` after yielding
-    ``failed``, and raise :class:`PollTimeoutError` at their own deadline. Merged ones
-    (``watch_many``) yield failures and go on, and end when every task has ended.
-
-    Returned by :meth:`LumaSession.poll` and :meth:`LumaSession.watch_many`; not created
-    directly.
-    """
-
-    def __init__(
-        self, hub: Hub, task_ids: Iterable[str], policy: PollPolicy, *, merged: bool
-    ) -> None:
-        self._hub = hub
-        self._task_ids = list(dict.fromkeys(task_ids))
-        self._open = set(self._task_ids)
-        self._merged = merged
-        self._items: list[StateChange] = []  # a few at most; lighter than a deque
-        self._error: BaseException | None = None
-        self._wakeup = _clock.Wakeup()
-        self._closed = False
-        self._started = _clock.monotonic()
-        self._end = None if policy.timeout is None else self._started + policy.timeout
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> StateChange:
-        while True:
-            if self._items:
-                return self._items.pop(0)
-            if self._error is not None:
-                error, self._error = self._error, None
-                self.close()
-                raise error
-            if self._closed or not self._open:
-                self.close()
-                raise StopAsyncIteration
-            try:
-                if self._end is None:
-                    await _clock.wait(self._wakeup)
-                    continue
-                remaining = self._end - _clock.monotonic()
-                if remaining <= 0:
-                    task_id = next(t for t in self._task_ids if t in self._open)
-                    last = self._hub.latest(task_id)
-                    self.close()
-                    raise PollTimeoutError(task_id, last, _clock.monotonic() - self._started)
-                await _clock.sleep(remaining, self._wakeup)
-            except asyncio.CancelledError:
-                self.close()  # a cancelled follower follows no more
-                raise
-
-    async def aclose(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop following; a watch nobody follows any more is cancelled."""
-        if self._closed:
-            return
-        self._closed = True
-        for task_id in self._task_ids:
-            self._hub._leave(task_id, self)  # noqa: SLF001
-
-    def __del__(self) -> None:
-        if not self._closed:
-            with contextlib.suppress(RuntimeError):  # the loop may be gone already
-                self.close()
-
-    # called by the watch
-    def _push(self, change: StateChange) -> None:
-        self._items.append(change)
-        self._wakeup.wake()
-
-    def _finish(self, task_id: str, error: BaseException | None) -> None:
-        self._open.discard(task_id)
-        if error is not None and not (self._merged and isinstance(error, TaskFailedError)):
-            self._error = self._error or error
-        self._wakeup.wake()
-
-
 @functools.lru_cache(maxsize=64)
 def _without_deadline(policy: PollPolicy) -> PollPolicy:
     return attrs.evolve(policy, timeout=None)
 
 
 class _Watch:
+    __slots__ = (
+        "_subscribers",
+        "closing",
+        "forced",
+        "forcer",
+        "hub",
+        "latest",
+        "runner",
+        "task_id",
+        "wakeup",
+        "woken",
+    )
+
     def __init__(self, hub: Hub, task_id: str, policy: PollPolicy, first: Task | None) -> None:
         self.hub = hub
         self.task_id = task_id
@@ -171,17 +101,21 @@ class _Watch:
 
     async def _run(self, policy: PollPolicy, first: Task | None) -> None:
         error: BaseException | None = None
+        # The loop of _poll.follow, without its async generator: one per watch adds up.
+        poller = Poller(self._fetch, self.task_id, policy, wakeup=self.wakeup, first=first)
         try:
-            async for change in follow(
-                self._fetch,
-                self.task_id,
-                policy,
-                wakeup=self.wakeup,
-                first=first,
-            ):
-                self.latest = change
-                self._broadcast(change)
+            task = first if first is not None else await poller.poll()
+            while True:
+                change = poller.change(task)
+                if change is not None:
+                    self.latest = change
+                    self._broadcast(change)
+                if poller.over(task):
+                    break
+                await poller.pause()
+                task = await poller.poll()
         except asyncio.CancelledError:
+            poller.disarm()  # cancelled in a wait: the timer of that wait goes too
             if self.closing:
                 error = SessionClosedError(
                     f"the LumaSession was closed while following task {self.task_id}"
@@ -389,6 +323,6 @@ class Hub:
     def batch_requests(self) -> int:
         return self._refresher.batch_requests
 
-    async def fetch(self, task_id: str) -> Task:
+    def fetch(self, task_id: str) -> Awaitable[Task]:
         """The task now: alone by GET, or folded into a batch refresh with other watches."""
-        return await self._refresher.fetch(task_id)
+        return self._refresher.fetch(task_id)  # awaited by the poll: no coroutine of its own
