@@ -94,10 +94,11 @@ def _check_text(value: object, name: str) -> str | None:
 
 
 def _is_loopback(host: str) -> bool:
+    """``host`` as ``urlsplit(...).hostname`` gives it: lower case, an IPv6 address unbracketed."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
