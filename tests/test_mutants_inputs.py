@@ -1,4 +1,5 @@
-"""``_inputs.py`` behaviour that mutation testing (docs/mutation.md) showed no test pinned.
+"""Argument checks (``_inputs.py``, ``_validators.py``, ``_options.py``) that mutation testing
+(docs/mutation.md) showed no test pinned.
 
 Each test names the mutants it kills (mutmut 3.8.1 names, as measured for docs/mutation.md).
 """
@@ -17,6 +18,7 @@ from luma_async._inputs import (
     generate_body,
     image_value,
 )
+from luma_async._validators import SECONDS, and_, check, finite, positive, whole
 
 from .test_mutants import message
 
@@ -162,3 +164,72 @@ def test_the_hook_is_sent_only_when_the_request_names_none() -> None:
     assert message(lambda: generate_body(GenerateRequest("a fox"), hook="ftp://me")) == (
         "notify_hook must be an http(s) URL with a host name; got 'ftp://me'"
     )
+
+
+# -- _validators: the shared checks -------------------------------------------------------------
+
+
+def test_a_timeout_must_be_under_a_day() -> None:
+    # Kills _validators.x_positive__mutmut_6, _7, _11, _12 and _15 (the upper bound of
+    # SECONDS dropped, or made inclusive).
+    assert check(86_399.5, "timeout", SECONDS) == 86_399.5
+    assert message(lambda: check(86_400, "timeout", SECONDS)) == (
+        "timeout must be a positive number of seconds, not 86400"
+    )
+    with pytest.raises(InputError, match=r"^timeout must be a positive number of seconds"):
+        LumaSession("sk-test", timeout=86_400)
+
+
+def test_finite_says_what_it_wants() -> None:
+    # Kills _validators.x_finite__mutmut_1, _2 and _3 (its default description).
+    assert (
+        message(lambda: check(float("nan"), "x", finite())) == "x must be a finite number, not nan"
+    )
+    assert check(-1.5, "x", finite()) == -1.5
+
+
+def test_the_batch_window_may_not_be_negative() -> None:
+    # Kills _validators.x_number_between__mutmut_2 and _5 (the lower bound dropped).
+    with pytest.raises(InputError) as caught:
+        LumaSession("sk-test", batch_window=-0.01)
+    assert str(caught.value) == "batch_window must be a number of seconds from 0 to 60, not -0.01"
+    assert LumaSession("sk-test", batch_window=0)._options.batch_window == 0
+
+
+def test_and_names_the_argument_in_the_first_refusal_and_shows_its_parts() -> None:
+    # Kills _validators.xǁ_Andǁvalidate__mutmut_1 (the name lost) and
+    # xǁ_Andǁ__repr____mutmut_6 and _11.
+    both = and_(whole(1), positive("a number above 0"))
+    assert message(lambda: check(0, "count", both)) == (
+        "count must be a whole number of at least 1, not 0"
+    )
+    assert repr(both) == (
+        "<validator: and_(<validator: a whole number of at least 1>, "
+        "<validator: a number above 0>)>"
+    )
+
+
+# -- _options: the session's options ------------------------------------------------------------
+
+
+def test_a_mangled_key_is_refused_with_what_to_check() -> None:
+    # Kills _options.x__api_key__mutmut_7, _10 and _11.
+    with pytest.raises(InputError) as caught:
+        LumaSession("sk-\u00e9t\u00e9 key")
+    assert str(caught.value) == (
+        "the API key contains whitespace, control or non-ASCII characters; check how it was copied"
+    )
+
+
+def test_a_base_url_that_is_no_string_is_an_input_error() -> None:
+    # Kills _options.x__url_or_environment__mutmut_8 (`.rstrip` called on an int: an
+    # AttributeError, not the InputError that names base_url).
+    with pytest.raises(InputError) as caught:
+        LumaSession("sk-test", base_url=443)  # type: ignore[arg-type]
+    assert str(caught.value) == "base_url must be a URL string, not int"
+
+
+def test_the_session_keeps_its_base_url_without_the_trailing_slash_only() -> None:
+    # Kills _options.x__url_or_environment__mutmut_11 (`rstrip("XX/XX")`).
+    luma = LumaSession("sk-test", base_url="https://gw.example/LUMAX/")
+    assert luma.base_url == "https://gw.example/LUMAX"
