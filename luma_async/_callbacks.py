@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_PATH_PREFIX",
     "CallbackReceiver",
+    "start_receiver",
 ]
 
 log = logging.getLogger("luma_async")
@@ -321,3 +322,28 @@ class CallbackReceiver:
                 raise too_large
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+async def start_receiver(
+    session: LumaSession,
+    *,
+    host: str,
+    port: int,
+    public_url: str | None,
+    max_connections: int | None,
+    header_timeout: float | None,
+    body_timeout: float | None,
+) -> CallbackReceiver:
+    """A running receiver for :meth:`LumaSession.start_callbacks`; a bound left ``None``
+    takes the receiver's default."""
+    receiver = CallbackReceiver(
+        session,
+        host=host,
+        port=port,
+        public_url=public_url,
+        max_connections=DEFAULT_MAX_CONNECTIONS if max_connections is None else max_connections,
+        header_timeout=DEFAULT_HEADER_TIMEOUT if header_timeout is None else header_timeout,
+        body_timeout=DEFAULT_BODY_TIMEOUT if body_timeout is None else body_timeout,
+    )
+    await receiver.start()
+    return receiver

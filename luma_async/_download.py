@@ -35,7 +35,9 @@ client session with an ``Authorization`` header or ``auth`` of its own is refuse
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 
@@ -56,16 +58,26 @@ from luma_async._download_http import (
 from luma_async._errors import DownloadError, InputError
 from luma_async._models import Task, Video
 from luma_async._policy import RetryPolicy
-from luma_async._validators import SECONDS, callable_, check, instance_of, optional, whole
+from luma_async._validators import (
+    SECONDS,
+    bool_,
+    callable_,
+    check,
+    instance_of,
+    optional,
+    whole,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DownloadError",
+    "LinkSource",
     "ProgressCallback",
     "RefreshLink",
     "check_dest",
     "check_max_bytes",
     "download",
+    "download_for",
     "video_url_of",
 ]
 
@@ -188,3 +200,62 @@ async def download(
 
 def check_max_bytes(max_bytes: object) -> None:
     check(max_bytes, "max_bytes", whole(1))
+
+
+class LinkSource(Protocol):
+    """Where :func:`download_for` asks for a video's link: the session's own methods."""
+
+    async def get(self, task_id: str, /) -> Task: ...
+
+    async def download_video_url(self, task_id: str, /) -> str: ...
+
+
+async def download_for(
+    source: LinkSource,
+    client: Callable[[], Awaitable[aiohttp.ClientSession]],
+    task_or_video: Task | Video | str,
+    dest: Path | str,
+    *,
+    watermark: bool,
+    progress: ProgressCallback | None,
+    max_bytes: int,
+    retry: RetryPolicy,
+) -> Path:
+    """:meth:`LumaSession.download`: every argument checked before the first request.
+
+    For a :class:`Task`, ``source`` gives the link without watermark (``watermark=False``),
+    and a fresh link, once, when the first one expired (403).  ``client`` is awaited only
+    once the link is known.
+    """
+    url = video_url_of(task_or_video)  # a task must be finished, before any request
+    check(watermark, "watermark", bool_())
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress must be callable, not {type(progress).__name__}")
+    name = f"{task_or_video.id}.mp4" if isinstance(task_or_video, Task) else None
+    check_dest(dest, url, name)  # before the link request below
+    check_max_bytes(max_bytes)
+    refresh: RefreshLink | None = None
+    if isinstance(task_or_video, Task):
+        task_id = task_or_video.id
+
+        async def fresh_link() -> str:  # the link expired (403): ask for a fresh one, once
+            if not watermark:
+                return await source.download_video_url(task_id)
+            return video_url_of(await source.get(task_id))
+
+        refresh = fresh_link
+
+    if not watermark:
+        if not isinstance(task_or_video, Task):
+            raise InputError("watermark=False needs the Task: that link is asked by task id")
+        url = await source.download_video_url(task_or_video.id)
+    return await download(
+        await client(),
+        url,
+        dest,
+        progress=progress,
+        retry=retry,
+        filename=name,
+        max_bytes=max_bytes,
+        refresh=refresh,
+    )

@@ -10,6 +10,7 @@ import base64
 import binascii
 import ipaddress
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ __all__ = [
     "ASPECT_RATIOS",
     "MAX_IMAGE_BYTES",
     "check_base_url",
+    "check_list",
     "check_task_id",
     "extend_body",
     "generate_body",
@@ -92,10 +94,11 @@ def _check_text(value: object, name: str) -> str | None:
 
 
 def _is_loopback(host: str) -> bool:
+    """``host`` as ``urlsplit(...).hostname`` gives it: lower case, an IPv6 address unbracketed."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -198,7 +201,10 @@ def image_value(value: object, name: str, *, max_bytes: int = MAX_IMAGE_BYTES) -
 
 
 def _common(
-    request: GenerateRequest | ExtendRequest, body: dict[str, Any], max_image_bytes: int
+    request: GenerateRequest | ExtendRequest,
+    body: dict[str, Any],
+    max_image_bytes: int,
+    hook: str | None,
 ) -> dict[str, Any]:
     expand = _check_optional_bool(request.expand_prompt, "expand_prompt")
     if expand is not None:
@@ -207,14 +213,17 @@ def _common(
         image = image_value(getattr(request, key), key, max_bytes=max_image_bytes)
         if image is not None:
             body[key] = image
-    if request.notify_hook is not None:
-        body["notify_hook"] = check_http_url(request.notify_hook, "notify_hook")
+    notify_hook = hook if request.notify_hook is None else request.notify_hook
+    if notify_hook is not None:
+        body["notify_hook"] = check_http_url(notify_hook, "notify_hook")
     return body
 
 
 def generate_body(
-    request: GenerateRequest, *, max_image_bytes: int = MAX_IMAGE_BYTES
+    request: GenerateRequest, *, max_image_bytes: int = MAX_IMAGE_BYTES, hook: str | None = None
 ) -> dict[str, Any]:
+    """The JSON body of a generation; ``hook`` is the ``notify_hook`` sent when the request
+    has none (a callback receiver's: only the body carries it, never an error's request)."""
     body: dict[str, Any] = {"user_prompt": check_prompt(request.user_prompt)}
     aspect = check(request.aspect_ratio, "aspect_ratio", _ASPECT_RATIO)
     if aspect is not None:
@@ -231,7 +240,7 @@ def generate_body(
     duration = check_duration(request.duration)
     if duration is not None:
         body["duration"] = duration
-    return _common(request, body, max_image_bytes)
+    return _common(request, body, max_image_bytes, hook)
 
 
 _MAX_DURATION = 3600
@@ -260,11 +269,24 @@ def check_duration(value: object) -> str | None:
 
 
 def extend_body(
-    request: ExtendRequest, *, max_image_bytes: int = MAX_IMAGE_BYTES
+    request: ExtendRequest, *, max_image_bytes: int = MAX_IMAGE_BYTES, hook: str | None = None
 ) -> dict[str, Any]:
+    """The JSON body of an extension (``hook`` as for :func:`generate_body`)."""
     check_task_id(request.task_id)
     body: dict[str, Any] = {"user_prompt": check_prompt(request.user_prompt)}
-    return _common(request, body, max_image_bytes)
+    return _common(request, body, max_image_bytes, hook)
+
+
+def check_list(values: Iterable[str], name: str) -> list[str]:
+    """A non-empty list (or other iterable, not a string) of ``name``, as a list."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise InputError(
+            f"{name} must be a list (or other iterable) of strings, not {type(values).__name__}"
+        )
+    listed = list(values)
+    if not listed:
+        raise InputError(f"{name} is empty")
+    return listed
 
 
 def check_base_url(value: object, *, allow_insecure: bool) -> str:

@@ -1,35 +1,29 @@
-"""``LumaSession``: submit generations and extensions, read tasks, follow them to the end."""
+"""``LumaSession``: submit generations and extensions, read tasks, follow them to the end.
+
+This module holds the session's life and its requests (one method per endpoint, each a
+``_protocol`` request sent through the ``Client``); the methods that follow tasks come from
+its base class, :class:`~luma_async._following.Following`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import enum
-import inspect
-import logging
-import platform
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import aiohttp
-import attrs
 
-from luma_async import _download, _inputs, _protocol
-from luma_async._batch import Batch
-from luma_async._batch_wiring import make_batch
+from luma_async import _download, _inputs, _lifecycle, _protocol
 from luma_async._budget import Budget
-from luma_async._download import ProgressCallback, video_url_of
-from luma_async._errors import InputError, SessionClosedError
-from luma_async._journal import Journal
+from luma_async._download import ProgressCallback
+from luma_async._errors import InputError
+from luma_async._following import Following
+from luma_async._lifecycle import SessionState
 from luma_async._models import (
     Account,
-    BatchResult,
     ExtendRequest,
-    FinishedTask,
     GenerateRequest,
     ImageInput,
-    StateChange,
     Task,
     UploadedFile,
     Usage,
@@ -38,51 +32,15 @@ from luma_async._models import (
 from luma_async._options import DEFAULT_BASE_URL, SessionOptions
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
 from luma_async._transport import AiohttpTransport, Client, Transport
-from luma_async._validators import check, instance_of
-from luma_async._watch import FollowEnd, Hub, Listener, Subscription
+from luma_async._watch import Hub
 
 if TYPE_CHECKING:
     from luma_async._callbacks import CallbackReceiver
 
-__all__ = ["DEFAULT_BASE_URL", "LumaSession"]
-
-_R = TypeVar("_R", GenerateRequest, ExtendRequest)
-log = logging.getLogger("luma_async")
-
-_DEFAULT_CONNECTIONS = 100  # aiohttp's own default connector limit
+__all__ = ["DEFAULT_BASE_URL", "LumaSession", "SessionState"]
 
 
-class SessionState(enum.Enum):
-    """Where a :class:`LumaSession` is in its life (httpx's ``ClientState``).
-
-    ``UNOPENED``: made, usable without ``async with`` (its aiohttp session is made on first
-    use).  ``OPENED``: inside its ``async with`` block.  ``CLOSED``: after ``aclose()`` or
-    the block's end; every use raises :class:`SessionClosedError`.  A session goes only
-    forward: UNOPENED -> OPENED -> CLOSED, or UNOPENED -> CLOSED.
-    """
-
-    UNOPENED = "unopened"
-    OPENED = "open"
-    CLOSED = "closed"
-
-
-_OPENED_TWICE = (
-    "cannot open a LumaSession more than once: it is already in use by an 'async with' block"
-)
-_CLOSED = "this LumaSession is closed; create a new one"
-_POLICY = instance_of(PollPolicy)
-
-
-def _user_agent() -> str:
-    from importlib.metadata import version  # noqa: PLC0415 - only when a session is made
-
-    return (
-        f"luma-async/{version('luma-async')} aiohttp/{aiohttp.__version__} "
-        f"Python/{platform.python_version()}"
-    )
-
-
-class LumaSession:
+class LumaSession(Following):
     """A connection to the Luma API of one aggregator.
 
     Use it as ``async with LumaSession() as luma:``.  ``api_key`` falls back to the
@@ -138,7 +96,7 @@ class LumaSession:
             base_url=self.base_url,
             api_key=options.api_key,
             retry=self.retry,
-            user_agent=_user_agent(),
+            user_agent=_lifecycle.user_agent(),
             budget=self.budget,
             transport=self._transport,
         )
@@ -147,7 +105,7 @@ class LumaSession:
             self._fetch_many,
             batch=options.batch_refresh,
             window=options.batch_window,
-            connections=self.budget.policy.max_connections or _DEFAULT_CONNECTIONS,
+            connections=self.budget.policy.max_connections or _lifecycle.DEFAULT_CONNECTIONS,
         )
         self._callbacks: CallbackReceiver | None = None
 
@@ -159,9 +117,7 @@ class LumaSession:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> LumaSession:
-        if self._state is SessionState.OPENED:
-            raise RuntimeError(_OPENED_TWICE)
-        self._check_open()
+        _lifecycle.check_enter(self._state)
         await self._client()
         self._state = SessionState.OPENED
         return self
@@ -195,12 +151,7 @@ class LumaSession:
     async def _client(self) -> aiohttp.ClientSession:
         self._check_open()
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=self.budget.policy.max_connections or _DEFAULT_CONNECTIONS
-                ),
-                raise_for_status=False,
-            )
+            self._session = _lifecycle.client_session(self.budget.policy.max_connections)
         return self._session
 
     # -- requests --------------------------------------------------------------------------
@@ -236,7 +187,9 @@ class LumaSession:
             resolution=resolution,
             duration=duration,
         )
-        body = _inputs.generate_body(self._with_hook(request), max_image_bytes=self.max_image_bytes)
+        body = _inputs.generate_body(
+            request, max_image_bytes=self.max_image_bytes, hook=self._hook_url()
+        )
         return await self._api.send(_protocol.generate(body, request))
 
     async def extend(
@@ -269,7 +222,9 @@ class LumaSession:
         """:meth:`extend` for a prepared :class:`ExtendRequest`."""
         if not isinstance(request, ExtendRequest):
             raise InputError(f"expected an ExtendRequest, not {type(request).__name__}")
-        body = _inputs.extend_body(self._with_hook(request), max_image_bytes=self.max_image_bytes)
+        body = _inputs.extend_body(
+            request, max_image_bytes=self.max_image_bytes, hook=self._hook_url()
+        )
         return await self._api.send(_protocol.extend(request.task_id, body, request))
 
     async def get(self, task_id: str) -> Task:
@@ -328,38 +283,15 @@ class LumaSession:
         At most ``max_bytes`` are written (2 GiB by default); a longer body, or one the host
         compressed, is a :class:`DownloadError`.
         """
-        url = video_url_of(task_or_video)  # a task must be finished, before any request
-        _inputs.check_bool(watermark, "watermark")
-        if progress is not None and not callable(progress):
-            raise InputError(f"progress must be callable, not {type(progress).__name__}")
-        name = f"{task_or_video.id}.mp4" if isinstance(task_or_video, Task) else None
-        _download.check_dest(dest, url, name)  # before the link request below
-        _download.check_max_bytes(max_bytes)
-        refresh: _download.RefreshLink | None = None
-        if isinstance(task_or_video, Task):
-            task_id = task_or_video.id
-
-            async def fresh_link() -> str:  # the link expired (403): ask for a fresh one, once
-                if not watermark:
-                    return await self.download_video_url(task_id)
-                return video_url_of(await self.get(task_id))
-
-            refresh = fresh_link
-
-        if not watermark:
-            if not isinstance(task_or_video, Task):
-                raise InputError("watermark=False needs the Task: that link is asked by task id")
-            url = await self.download_video_url(task_or_video.id)
-        client = await self._client()
-        return await _download.download(
-            client,
-            url,
+        return await _download.download_for(
+            self,
+            self._client,
+            task_or_video,
             dest,
+            watermark=watermark,
             progress=progress,
-            retry=self.retry,
-            filename=name,
             max_bytes=max_bytes,
-            refresh=refresh,
+            retry=self.retry,
         )
 
     async def upload(self, image: ImageInput) -> UploadedFile:
@@ -370,104 +302,7 @@ class LumaSession:
         request = image if isinstance(image, str) else f"<{type(image).__name__} image>"
         return await self._api.send(_protocol.file_upload(value, request))
 
-    # -- following tasks -------------------------------------------------------------------
-
-    def poll(
-        self, task_id: str, *, policy: PollPolicy | None = None, first: Task | None = None
-    ) -> Subscription:
-        """Follow a task: one :class:`StateChange` per change of state, until the video exists.
-
-        Raises :class:`TaskFailedError` after yielding the ``failed`` state, and
-        :class:`PollTimeoutError` when ``policy.timeout`` passes first.  Several coroutines
-        following the same task share one poller; one that joins late gets the latest state
-        at once.  ``first`` is the task as ``extend``/``generate`` returned it (saves a GET).
-        """
-        _inputs.check_task_id(task_id)
-        if first is not None and not isinstance(first, Task):
-            raise InputError(
-                f"first must be the Task that generate/extend returned, not {type(first).__name__}"
-            )
-        self._check_open()
-        return self._hub.subscribe([task_id], self._policy(policy), first=first)
-
-    async def wait(
-        self,
-        task_id: str,
-        *,
-        policy: PollPolicy | None = None,
-        first: Task | None = None,
-        on_change: Callable[[StateChange], object] | None = None,
-    ) -> FinishedTask:
-        """Follow a task to its end and return it finished: a :class:`FinishedTask`, whose
-        ``video`` is never ``None``.
-
-        ``on_change`` (a function or coroutine function) sees each change on the way.
-        """
-        subscription = self.poll(task_id, policy=policy, first=first)
-        last: Task | None = None
-        try:
-            async for change in subscription:
-                last = change.task
-                if on_change is not None:
-                    outcome = on_change(change)
-                    if inspect.isawaitable(outcome):
-                        await outcome
-        finally:
-            await subscription.aclose()
-        assert last is not None  # a subscription ends only after a change with a video
-        return FinishedTask.of(last)
-
-    def watch_many(
-        self, task_ids: Iterable[str], *, policy: PollPolicy | None = None
-    ) -> Subscription:
-        """The changes of many tasks merged into one stream, in the order they happen.
-
-        Failed tasks are reported by their ``failed`` change and the stream goes on; it ends
-        when every task has ended, or raises :class:`PollTimeoutError` at the deadline.
-        """
-        ids = [_inputs.check_task_id(task_id) for task_id in _listed(task_ids, "task_ids")]
-        self._check_open()
-        return self._hub.subscribe(ids, self._policy(policy), merged=True)
-
-    def subscribe(
-        self,
-        task_id: str,
-        *,
-        queue: asyncio.Queue[StateChange | FollowEnd] | None = None,
-        callback: Callable[[StateChange], object] | None = None,
-        policy: PollPolicy | None = None,
-    ) -> Listener:
-        """Feed a task's changes to ``queue`` or ``callback`` in the background.
-
-        ``callback`` is a function or a coroutine function (awaited for each change, in
-        order), as ``on_change`` of :meth:`wait`.  A ``queue`` receives every change and then,
-        however the follow ends, one :class:`FollowEnd` saying how (``error`` is ``None``
-        when the video exists), so a consumer never waits for a change that will not come.
-
-        Returns a :class:`Listener`: ``await`` it for the :class:`FinishedTask`, ``cancel()``
-        it to stop.  It shares the task's poller with every other follower.
-        """
-        if (queue is None) == (callback is None):
-            raise InputError("pass exactly one of queue= or callback=")
-        if queue is not None and not isinstance(queue, asyncio.Queue):
-            raise InputError(f"queue must be an asyncio.Queue, not {type(queue).__name__}")
-        if callback is not None and not callable(callback):
-            raise InputError(
-                "callback must be a function or async function taking a StateChange, "
-                f"not {type(callback).__name__}"
-            )
-        subscription = self.poll(task_id, policy=policy)
-        if queue is None:
-            assert callback is not None
-            return self._hub.listen(subscription, callback)
-
-        def end(item: FollowEnd) -> None:
-            try:
-                queue.put_nowait(item)
-            except asyncio.QueueFull:
-                log.warning("queue full: the end of following task %s was not queued", task_id)
-
-        return self._hub.listen(subscription, queue.put, on_end=end)
+    # -- callbacks -------------------------------------------------------------------------
 
     def notify(self, task_id: str) -> bool:
         """Tell the poller of ``task_id`` to look now (a callback arrived). True if watched."""
@@ -494,108 +329,24 @@ class LumaSession:
         self._check_open()
         if self._callbacks is not None and self._callbacks.running:
             raise RuntimeError(f"callbacks are already being received: {self._callbacks!r}")
-        from luma_async import _callbacks  # noqa: PLC0415 - aiohttp.web, lazily
-        from luma_async._callbacks import CallbackReceiver  # noqa: PLC0415
+        from luma_async._callbacks import start_receiver  # noqa: PLC0415 - aiohttp.web, lazily
 
-        receiver = CallbackReceiver(
+        self._callbacks = await start_receiver(
             self,
             host=host,
             port=port,
             public_url=public_url,
-            max_connections=_callbacks.DEFAULT_MAX_CONNECTIONS
-            if max_connections is None
-            else max_connections,
-            header_timeout=_callbacks.DEFAULT_HEADER_TIMEOUT
-            if header_timeout is None
-            else header_timeout,
-            body_timeout=_callbacks.DEFAULT_BODY_TIMEOUT if body_timeout is None else body_timeout,
+            max_connections=max_connections,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
         )
-        await receiver.start()
-        self._callbacks = receiver
-        return receiver
+        return self._callbacks
 
-    def _with_hook(self, request: _R) -> _R:
-        """``request`` with the receiver's hook as ``notify_hook`` when it has none.
-
-        Only the body sent carries it: errors keep the caller's request, so the hook's secret
-        never shows in an exception.
-        """
+    def _hook_url(self) -> str | None:
+        """The running receiver's hook, sent when a request has no ``notify_hook`` (only in
+        the body: errors keep the caller's request, so its secret never shows in one)."""
         receiver = self._callbacks
-        if request.notify_hook is not None or receiver is None or not receiver.running:
-            return request
-        return attrs.evolve(request, notify_hook=receiver.hook_url)
-
-    def extend_many(
-        self,
-        requests: Iterable[ExtendRequest] | AsyncIterable[ExtendRequest],
-        *,
-        concurrency: int = 8,
-        fail_fast: bool = False,
-        policy: PollPolicy | None = None,
-        journal: Journal | str | Path | None = None,
-        download_to: Path | str | None = None,
-        watermark: bool = True,
-        on_change: Callable[[StateChange], object] | None = None,
-    ) -> Batch:
-        """Submit every :class:`ExtendRequest`, follow each to its end, yield results as they end.
-
-        At most ``concurrency`` are in flight at once.  A failed item is reported in its
-        :class:`BatchResult`; ``fail_fast=True`` stops the batch after the first failure
-        (raising it).  :attr:`Batch.in_flight` lists what was submitted and not seen to end.
-        With ``journal`` (a path or :class:`Journal`), every step is recorded in sqlite first,
-        and a batch restarted after a crash resumes without submitting anything twice.
-        With ``download_to`` (a directory), each finished video is downloaded before its
-        result is yielded (``result.path``); a failed download is the result's ``error``.
-        ``on_change`` (a function or coroutine function) sees every state change of every
-        task, to stream the batch's progress elsewhere.
-        """
-        self._check_open()
-        return make_batch(
-            self,
-            requests,
-            concurrency=concurrency,
-            fail_fast=fail_fast,
-            policy=self._policy(policy),
-            journal=journal,
-            download_to=download_to,
-            watermark=watermark,
-            on_change=on_change,
-        )
-
-    async def extend_chain(
-        self, task_id: str, prompts: Iterable[str], *, policy: PollPolicy | None = None
-    ) -> AsyncIterator[BatchResult]:
-        """Grow one video step by step: extend, wait, extend the result again.
-
-        Yields each finished step; ``result.parent_id`` is the task it extended.  A failed
-        step raises (the chain cannot go on without its video).
-        """
-        current = _inputs.check_task_id(task_id)
-        steps = [_inputs.check_prompt(prompt) for prompt in _listed(prompts, "prompts")]
-        policy = self._policy(policy)  # checked before the first paid request
-        for prompt in steps:
-            request = ExtendRequest(current, prompt)
-            submitted = await self.submit_extend(request)
-            done = await self.wait(submitted.id, policy=policy, first=submitted)
-            yield BatchResult(request, task=done, task_id=done.id)
-            current = done.id
+        return receiver.hook_url if receiver is not None and receiver.running else None
 
     def _check_open(self) -> None:
-        if self._state is SessionState.CLOSED:
-            raise SessionClosedError(_CLOSED)
-
-    def _policy(self, policy: PollPolicy | None) -> PollPolicy:
-        if policy is None:
-            return self.poll_policy
-        return check(policy, "policy", _POLICY)
-
-
-def _listed(values: Iterable[str], name: str) -> list[str]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise InputError(
-            f"{name} must be a list (or other iterable) of strings, not {type(values).__name__}"
-        )
-    listed = list(values)
-    if not listed:
-        raise InputError(f"{name} is empty")
-    return listed
+        _lifecycle.check_open(self._state)
