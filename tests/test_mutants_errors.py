@@ -323,7 +323,8 @@ def test_a_download_error_says_where_and_how_far() -> None:
 # -- _redact: the key, in every form a server may echo ------------------------------------------
 
 KEY = "sk-Ab/9_zQ"  # 10 characters: letters of both cases, a digit, '-', '_' and '/'
-SCRUB = Redactor(KEY)
+# Each test builds its own Redactor: one built at import would be built by the unmutated code
+# (mutmut forks its runs after the test modules are imported), and would kill nothing.
 
 
 def escaped(key: str, upper: bool = False) -> str:
@@ -351,17 +352,19 @@ def percent(key: str, upper: bool = True) -> str:
 def test_every_form_of_the_key_becomes_three_stars(form: str) -> None:
     # Kills the mutants of _char_forms and _hex_digits that drop or misspell a form (a
     # lower- or upper-case hex digit, the '\u' prefix, the 4-digit width, '%', '\/').
+    scrub = Redactor(KEY)
     text = f'{{"echo": "{form}", "again": "{form}"}}'
-    assert SCRUB.text(text) == '{"echo": "***", "again": "***"}'
-    assert SCRUB.bytes(text.encode()) == b'{"echo": "***", "again": "***"}'
+    assert scrub.text(text) == '{"echo": "***", "again": "***"}'
+    assert scrub.bytes(text.encode()) == b'{"echo": "***", "again": "***"}'
 
 
 def test_text_without_the_key_is_left_alone() -> None:
     # Near misses stay: a prefix of the key, its other case, a '%' or '\' elsewhere.
+    scrub = Redactor(KEY)
     for text in ("sk-Ab/9_z", "SK-AB/9_ZQ", "100% sure", "C:\\dir", "sk-Ab/9_z%52"):
-        assert SCRUB.text(text) == text
-        assert SCRUB.bytes(text.encode()) == text.encode()
-    assert SCRUB.text("sk-Ab/9_z%51!") == "***!"  # the last character percent-encoded
+        assert scrub.text(text) == text
+        assert scrub.bytes(text.encode()) == text.encode()
+    assert scrub.text("sk-Ab/9_z%51!") == "***!"  # the last character percent-encoded
 
 
 def test_a_short_key_is_not_hunted_in_text_but_is_in_raw_bytes() -> None:
@@ -381,8 +384,9 @@ def test_a_short_key_is_not_hunted_in_text_but_is_in_raw_bytes() -> None:
 
 
 def test_json_values_are_scrubbed_keys_and_all() -> None:
+    scrub = Redactor(KEY)
     value = {KEY: [KEY, escaped(KEY), 7, None, {"k": KEY.encode()}], "n": 1.5, "ok": True}
-    assert SCRUB.value(value) == {
+    assert scrub.value(value) == {
         "***": ["***", "***", 7, None, {"k": b"***"}],
         "n": 1.5,
         "ok": True,
@@ -392,6 +396,7 @@ def test_json_values_are_scrubbed_keys_and_all() -> None:
 def test_an_error_and_its_causes_lose_the_key_everywhere() -> None:
     # The message, detail, code, body and headers of an API error, the answer of an uncertain
     # submission, and every exception chained to them (cause and context, once each).
+    scrub = Redactor(KEY)
     api = error_from_response(
         "GET",
         PATH,
@@ -406,7 +411,7 @@ def test_an_error_and_its_causes_lose_the_key_everywhere() -> None:
     )
     top.__cause__ = api
     root.__context__ = top  # a cycle: walked once
-    SCRUB.error(top)
+    scrub.error(top)
     assert str(top) == "POST /p: ***"
     assert top.answer == b"***"
     assert (api.detail, api.code) == ("bad key ***", "***")
@@ -414,3 +419,36 @@ def test_an_error_and_its_causes_lose_the_key_everywhere() -> None:
     assert dict(api.headers) == {"X-Echo": "***", "***": "as a name"}
     assert str(api) == f"GET {PATH} answered 401 [***]: bad key ***"
     assert str(root) == "socket said ***"
+
+
+class ReadOnlyArgsError(Exception):
+    """A foreign exception whose ``args`` cannot be set (AttributeError)."""
+
+    @property
+    def args(self) -> tuple[Any, ...]:  # type: ignore[override]
+        return ("read-only",)
+
+
+class PickyArgsError(Exception):
+    """A foreign exception that refuses new ``args`` with a TypeError."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "args":
+            raise TypeError("args are mine")
+        super().__setattr__(name, value)
+
+
+def test_an_odd_exception_in_the_chain_does_not_stop_the_scrubbing() -> None:
+    # Kills xǁRedactorǁerror__mutmut_10 to _13 (AttributeError or TypeError no longer
+    # suppressed: the scrubbing itself crashed and the key stayed in the causes below).
+    scrub = Redactor(KEY)
+    deepest = ValueError(f"echo {KEY}")
+    picky = PickyArgsError(f"picky {KEY}")
+    picky.__cause__ = deepest
+    odd = ReadOnlyArgsError()
+    odd.__cause__ = picky
+    top = TransportError(f"GET /p: {KEY}", method="GET", path="/p")
+    top.__cause__ = odd
+    scrub.error(top)
+    assert (str(top), str(deepest)) == ("GET /p: ***", "echo ***")
+    assert picky.args == (f"picky {KEY}",)  # it refused: left as it was
