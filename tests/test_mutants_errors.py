@@ -303,7 +303,7 @@ def test_an_unreadable_2xx_to_an_extend_carries_everything_known() -> None:
 
 def test_a_download_error_says_where_and_how_far() -> None:
     # Kills xǁDownloadErrorǁ__init____mutmut_2 to _6 (message, url, path, received,
-    # expected) and _1 (received defaults to 0 bytes).
+    # expected: the size announced) and _1 (received defaults to 0 bytes).
     path = Path("/videos/fox.mp4")
     full = OSError(errno.ENOSPC, "No space left on device")
     error = fs_error(full, "https://cdn.example/v.mp4?X-Signature=s3cr3t", path, received=4096)
@@ -318,6 +318,8 @@ def test_a_download_error_says_where_and_how_far() -> None:
     )
     fresh = DownloadError("m", url="u", path=path)
     assert (fresh.received, fresh.expected) == (0, None)
+    short = DownloadError("short", url="u", path=path, received=5, expected=10)
+    assert (short.received, short.expected) == (5, 10)
 
 
 # -- _redact: the key, in every form a server may echo ------------------------------------------
