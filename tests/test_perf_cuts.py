@@ -1,0 +1,87 @@
+"""The second round of issue 14's cuts keeps every behaviour of the path it shortens.
+
+``FinishedTask.of`` copies a task's slots instead of running ``__init__``; a value whose
+``extra`` is empty shares one read-only view.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from types import MappingProxyType
+
+import attrs
+import pytest
+
+from luma_async import Account, FinishedTask, Frame, Task, TaskState, Usage, Video
+from luma_async._construct import new_task
+from luma_async._convert import task_from_json
+
+_WHEN = datetime(2024, 5, 1, tzinfo=timezone.utc)
+
+
+def _full_task(**extra: object) -> Task:
+    return Task(
+        "t-1",
+        TaskState.COMPLETED,
+        prompt="p",
+        failure_reason="why",
+        created_at=_WHEN,
+        video=Video("https://v/1.mp4", width=1, height=2),
+        liked=True,
+        estimate_wait_seconds=1.5,
+        extra=extra,
+        last_frame=Frame("https://f/1.jpg"),
+        sent_state="x",
+    )
+
+
+@pytest.mark.parametrize("extra", [{}, {"n": 1, "nested": {"a": [1]}}])
+def test_finished_task_of_is_what_init_builds(extra: dict[str, object]) -> None:
+    task = _full_task(**extra)
+    finished = FinishedTask.of(task)
+    expected = FinishedTask(**{f.name: getattr(task, f.name) for f in attrs.fields(Task)})
+    assert type(finished) is FinishedTask
+    assert finished == expected
+    assert finished == task
+    assert hash(finished) == hash(expected) == hash(task)
+    assert repr(finished) == repr(expected)
+    for field in attrs.fields(FinishedTask):
+        assert getattr(finished, field.name) == getattr(expected, field.name), field.name
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            setattr(finished, field.name, None)
+    with pytest.raises(TypeError):
+        finished.extra["n"] = 2  # type: ignore[index]
+    assert FinishedTask.of(finished) is finished
+
+
+def test_finished_task_of_a_task_without_video_is_refused_as_before() -> None:
+    with pytest.raises(ValueError, match=r"^task t-2 has no video yet \(state: processing\)$"):
+        FinishedTask.of(Task("t-2", TaskState.PROCESSING))
+
+
+def test_an_empty_extra_is_one_shared_read_only_view() -> None:
+    made = [
+        Task("a", "pending"),
+        Task("b", "pending", extra={}),
+        task_from_json({"id": "c", "state": "pending"}),
+        new_task("d", "pending", "", None, None, None, None, None, {}, None, None),
+        Usage(),
+        Account(extra={}),
+    ]
+    views = {id(value.extra) for value in made}
+    assert len(views) == 1
+    shared = made[0].extra
+    assert isinstance(shared, MappingProxyType)
+    assert dict(shared) == {}
+    with pytest.raises(TypeError):
+        shared["k"] = 1  # type: ignore[index]
+
+
+def test_a_non_empty_extra_is_still_a_copy_of_its_own() -> None:
+    source: dict[str, object] = {"k": 1}
+    task = Task("a", "pending", extra=source)
+    source["k"] = 2
+    assert dict(task.extra) == {"k": 1}
+    decoded = task_from_json({"id": "b", "state": "pending", "mystery": [1]})
+    assert dict(decoded.extra) == {"mystery": [1]}
+    assert decoded.extra is not Task("c", "pending").extra
