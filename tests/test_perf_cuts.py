@@ -12,9 +12,24 @@ from types import MappingProxyType
 import attrs
 import pytest
 
-from luma_async import Account, FinishedTask, Frame, Task, TaskState, Usage, Video
+from luma_async import (
+    Account,
+    FinishedTask,
+    Frame,
+    PollPolicy,
+    PollTimeoutError,
+    Task,
+    TaskState,
+    Usage,
+    Video,
+)
+from luma_async._clock import VirtualClock
 from luma_async._construct import new_task
 from luma_async._convert import task_from_json
+from luma_async._errors import APIError, ServerError
+from luma_async._poll import Poller
+
+pytestmark = pytest.mark.asyncio
 
 _WHEN = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
@@ -85,3 +100,66 @@ def test_a_non_empty_extra_is_still_a_copy_of_its_own() -> None:
     decoded = task_from_json({"id": "b", "state": "pending", "mystery": [1]})
     assert dict(decoded.extra) == {"mystery": [1]}
     assert decoded.extra is not Task("c", "pending").extra
+
+
+# -- a poll's look is made directly; only a failure goes to the retry driver -------------
+
+
+async def test_a_look_that_answers_is_one_fetch_and_counts_one_poll(vclock: VirtualClock) -> None:
+    task = Task("t", TaskState.PENDING)
+    calls: list[int] = []
+
+    async def fetch() -> Task:
+        calls.append(1)
+        return task
+
+    poller = Poller(fetch, "t", PollPolicy())
+    assert await poller.poll() is task
+    assert await poller.poll() is task
+    assert (len(calls), poller.polls) == (2, 2)
+
+
+async def test_a_failed_look_is_retried_and_each_look_counted(vclock: VirtualClock) -> None:
+    task = Task("t", TaskState.PENDING)
+    failures = [ServerError(method="GET", path="/x", status=503, detail="busy")] * 2
+
+    async def fetch() -> Task:
+        if failures:
+            raise failures.pop()
+        return task
+
+    poller = Poller(fetch, "t", PollPolicy(interval=1.0, jitter=0.0))
+    started = vclock.monotonic()
+    assert await poller.poll() is task
+    assert poller.polls == 3
+    assert vclock.monotonic() > started  # it waited between the looks
+
+
+async def test_a_look_that_fails_for_good_raises_its_error_after_one_fetch(
+    vclock: VirtualClock,
+) -> None:
+    error = APIError(method="GET", path="/x", status=400, detail="bad")
+
+    async def fetch() -> Task:
+        raise error
+
+    poller = Poller(fetch, "t", PollPolicy())
+    started = vclock.monotonic()
+    with pytest.raises(APIError) as caught:
+        await poller.poll()
+    assert caught.value is error
+    assert poller.polls == 1
+    assert vclock.monotonic() == started
+
+
+async def test_a_look_past_the_deadline_ends_in_poll_timeout(vclock: VirtualClock) -> None:
+    error = ServerError(method="GET", path="/x", status=503, detail="busy")
+
+    async def fetch() -> Task:
+        raise error
+
+    poller = Poller(fetch, "t", PollPolicy(interval=1.0, jitter=0.0, timeout=5.0))
+    with pytest.raises(PollTimeoutError) as caught:
+        await poller.poll()
+    assert caught.value.__cause__ is error
+    assert poller.polls >= 2
