@@ -218,7 +218,8 @@ class Client:
             self._check_pause(method, path)
         debug = log.isEnabledFor(logging.DEBUG)
         started = _clock.monotonic() if debug else 0.0
-        if not budget.take():  # a slot at once, unless the budget has something to wait for
+        # A slot at once, unless the budget has something to wait for.
+        if not budget.take() and not budget.take_free():
             await budget.acquire()
         try:
             status, answer_headers, raw = await self.transport.send(

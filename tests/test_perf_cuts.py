@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from types import MappingProxyType
 
@@ -18,11 +19,13 @@ from luma_async import (
     Frame,
     PollPolicy,
     PollTimeoutError,
+    RequestBudget,
     Task,
     TaskState,
     Usage,
     Video,
 )
+from luma_async._budget import Budget
 from luma_async._clock import VirtualClock
 from luma_async._construct import new_task
 from luma_async._convert import task_from_json
@@ -163,3 +166,96 @@ async def test_a_look_past_the_deadline_ends_in_poll_timeout(vclock: VirtualCloc
         await poller.poll()
     assert caught.value.__cause__ is error
     assert poller.polls >= 2
+
+
+# -- a budget whose only limit is the cap takes a free slot without an await -------------
+
+
+def test_a_capped_budget_takes_free_slots_at_once_up_to_its_cap() -> None:
+    budget = Budget(RequestBudget(max_connections=2))
+    assert not budget.take()  # take() still refuses any budget with a limit
+    assert budget.take_free()
+    assert budget.take_free()
+    assert not budget.take_free()
+    assert (budget.in_flight, budget.peak_in_flight) == (2, 2)
+    budget.release()
+    assert budget.take_free()
+    budget.release()
+    budget.release()
+    assert budget.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [RequestBudget(), RequestBudget(max_rate=100.0), RequestBudget(max_rate=5, max_connections=3)],
+)
+def test_take_free_leaves_any_other_budget_to_take_or_acquire(policy: RequestBudget) -> None:
+    budget = Budget(policy)
+    assert not budget.take_free()
+    assert (budget.in_flight, budget.peak_in_flight) == (0, 0)
+
+
+def test_a_paused_capped_budget_takes_nothing_free(vclock: VirtualClock) -> None:
+    budget = Budget(RequestBudget(max_connections=2))
+    budget.slow_down(2.0)
+    assert not budget.take_free()
+    vclock.advance(2.1)
+    assert budget.take_free()
+
+
+async def test_a_queued_request_is_served_before_a_free_take(vclock: VirtualClock) -> None:
+    budget = Budget(RequestBudget(max_connections=1))
+    assert budget.take_free()
+    order: list[str] = []
+
+    async def waiter(name: str) -> None:
+        await budget.acquire()
+        order.append(name)
+
+    first = asyncio.ensure_future(waiter("first"))
+    second = asyncio.ensure_future(waiter("second"))
+    await asyncio.sleep(0)
+    budget.release()  # handed to "first", not given back to the budget
+    assert not budget.take_free()
+    await asyncio.sleep(0)
+    assert order == ["first"]
+    assert budget.in_flight == 1
+    budget.release()
+    await asyncio.gather(first, second)
+    assert order == ["first", "second"]
+    budget.release()
+    assert (budget.in_flight, budget.peak_in_flight) == (0, 1)
+
+
+async def test_a_cancelled_waiter_loses_no_slot(vclock: VirtualClock) -> None:
+    budget = Budget(RequestBudget(max_connections=1))
+    assert budget.take_free()
+    queued = asyncio.ensure_future(budget.acquire())
+    handed = asyncio.ensure_future(budget.acquire())
+    await asyncio.sleep(0)
+    queued.cancel()  # cancelled in the queue: skipped when reached
+    await asyncio.sleep(0)
+    budget.release()  # to `handed`, which is then cancelled before it runs
+    handed.cancel()
+    for job in (queued, handed):
+        with pytest.raises(asyncio.CancelledError):
+            await job
+    assert budget.in_flight == 0
+    assert budget.take_free()
+
+
+async def test_the_cap_holds_across_take_free_and_acquire(vclock: VirtualClock) -> None:
+    budget = Budget(RequestBudget(max_connections=3))
+    most = 0
+
+    async def request() -> None:
+        nonlocal most
+        if not budget.take_free():
+            await budget.acquire()
+        most = max(most, budget.in_flight)
+        await asyncio.sleep(0)
+        budget.release()
+
+    await asyncio.gather(*(request() for _ in range(20)))
+    assert most == 3
+    assert (budget.in_flight, budget.peak_in_flight) == (0, 3)
