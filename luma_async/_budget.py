@@ -8,6 +8,7 @@ pollers spreads out evenly instead of stampeding.  A 429 anywhere pauses everyon
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 from luma_async import _clock
 from luma_async._policy import RequestBudget
@@ -24,7 +25,10 @@ class Budget:
         #: The clock time until which a 429 pauses every request (in the past: not paused).
         self.paused_until = 0.0
         self._factor = 1.0  # share of max_rate allowed now; halved by each 429
-        self._semaphore: asyncio.Semaphore | None = None
+        # The cap on requests in flight: slots held are counted in in_flight, and the
+        # requests waiting for one queue here, first come first served; a release hands its
+        # slot to the next live waiter (as the hub's gate does), a cancelled one is skipped.
+        self._waiting: deque[asyncio.Future[None]] = deque()
         self.in_flight = 0
         self.peak_in_flight = 0
         self.throttled = 0  # 429s seen
@@ -68,7 +72,8 @@ class Budget:
         """Take a slot at once when nothing may make it wait: no rate, no cap on requests in
         flight, no 429 pause (the default budget, and the common case: no await, and no clock
         read unless a 429 was ever seen).  ``False``: nothing was taken, :meth:`acquire` it.
-        A slot taken either way is given back by :meth:`release`."""
+        A slot taken either way is given back by :meth:`release`; :meth:`take_free` is the
+        same for a budget whose only limit is the cap on requests in flight."""
         policy = self.policy
         if policy.max_rate is not None or policy.max_connections is not None:
             return False
@@ -81,15 +86,38 @@ class Budget:
     async def __aenter__(self) -> None:
         await self.acquire()
 
+    def take_free(self) -> bool:
+        """Take a slot at once when the only thing to enforce is the cap on requests in flight
+        and a slot is free with no one queued for it (no rate, no 429 pause): a poll already
+        queued in the hub's gate, bounded alike, is not admitted twice by an await.
+        ``False``: nothing was taken, :meth:`acquire` it; :meth:`release` gives it back."""
+        policy = self.policy
+        limit = policy.max_connections
+        if limit is None or policy.max_rate is not None:
+            return False
+        if self.in_flight >= limit or self._waiting:
+            return False
+        if self.paused_until and self.paused_until > _clock.monotonic():
+            return False
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        return True
+
     async def acquire(self) -> None:
         """Take a slot, waiting for the rate, the pause and the cap on requests in flight."""
         if self.policy.max_rate is not None or self.paused_until > _clock.monotonic():
             await self._admit()  # else nothing to wait for: the common case costs no await
         limit = self.policy.max_connections
-        if limit is not None and self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(limit)
-        if self._semaphore is not None:
-            await self._semaphore.acquire()
+        if limit is not None and (self.in_flight >= limit or self._waiting):
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.append(turn)
+            try:
+                await turn  # a release hands its slot on: in_flight already counts it
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():  # handed the slot, then cancelled
+                    self.release()
+                raise
+            return
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
@@ -97,10 +125,15 @@ class Budget:
         self.release()
 
     def release(self) -> None:
-        """Give back a slot taken by :meth:`take` or :meth:`acquire`."""
+        """Give back a slot taken by :meth:`take`, :meth:`take_free` or :meth:`acquire`: to the
+        next request queued for one, else to the budget."""
+        waiting = self._waiting
+        while waiting:
+            turn = waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot goes to the next in line
+                return
         self.in_flight -= 1
-        if self._semaphore is not None:
-            self._semaphore.release()
 
     def succeeded(self) -> None:
         if self._factor < 1.0:

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from luma_async._models import Frame, RawVideo, Task, TaskState, Video
+from luma_async._models import EMPTY, Frame, RawVideo, Task, TaskState, Video
 
 __all__ = ["new_frame", "new_task", "new_video", "plain_video", "slot_setters"]
 
@@ -95,7 +95,7 @@ def new_task(  # noqa: PLR0917 - one argument per field, positional: the hot pat
     sent_state: str | None,
 ) -> Task:
     """``Task(id, state, prompt=prompt, ..., extra=extra, ...)``, where ``extra`` is a
-    fresh dict the caller gives up (it is wrapped, not copied)."""
+    fresh dict the caller gives up (it is wrapped, not copied; an empty one is not kept)."""
     task: Task = _new(Task)
     (
         set_id,
@@ -118,7 +118,7 @@ def new_task(  # noqa: PLR0917 - one argument per field, positional: the hot pat
     set_video(task, video)
     set_liked(task, liked)
     set_estimate(task, estimate_wait_seconds)
-    set_extra(task, MappingProxyType(extra))
+    set_extra(task, MappingProxyType(extra) if extra else EMPTY)
     set_last_frame(task, last_frame)
     set_sent_state(task, sent_state)
     return task

@@ -21,7 +21,7 @@ from luma_async import _clock
 from luma_async._errors import PollTimeoutError, TaskFailedError
 from luma_async._models import StateChange, Task, TaskState
 from luma_async._policy import PollPolicy
-from luma_async._retry import Schedule, call, is_transient, server_hint
+from luma_async._retry import Schedule, after_failure, is_transient, retry_after, server_hint
 
 __all__ = ["Poller", "follow", "next_wait"]
 
@@ -117,9 +117,18 @@ class Poller:
         self._in_hand = 0 if first is None else 1
         self._pause = 0.0  # the wait before the next poll, set by over()
 
-    def poll(self) -> Awaitable[Task]:
-        """One look at the task, retried as a poll is (transient errors, ``Retry-After``)."""
-        return call(self._counted, self._schedule)
+    async def poll(self) -> Task:
+        """One look at the task, retried as a poll is (transient errors, ``Retry-After``).
+
+        The look is made here, awaited directly: only a failure goes to the retry driver
+        (:func:`~luma_async._retry.after_failure`, then tenacity for the looks after it).
+        """
+        self.polls += 1
+        try:
+            return await self.fetch()
+        except Exception as exc:  # noqa: BLE001 - after_failure re-raises it unless retried
+            schedule, pause = after_failure(exc, self._schedule, 1)
+        return await retry_after(self._counted, schedule, pause, 1)
 
     def pause(self) -> Awaitable[bool]:
         """The wait before the next poll, as :meth:`over` set it (a wakeup cuts it short)."""
@@ -165,7 +174,7 @@ class Poller:
 
     # -- the retry schedule of a poll, built only when one fails ------------------------
 
-    async def _counted(self) -> Task:  # a coroutine function: tenacity awaits only those
+    async def _counted(self) -> Task:  # the looks after a failure (tenacity awaits coroutines)
         self.polls += 1
         return await self.fetch()
 

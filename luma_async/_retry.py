@@ -4,34 +4,32 @@ The decisions are pure functions of an error: :func:`is_transient` (worth trying
 :func:`server_hint` (the wait the server asked for), :func:`backoff` (the computed wait),
 :func:`may_resend` and :func:`may_have_landed` (the two questions a paid POST asks).
 
-A :class:`Schedule` says how one kind of call is retried: which errors (and, for polls,
-which results) call for another attempt, how long to wait after attempt *n*, when to give
-up.  :meth:`Schedule.from_policy` builds the schedule of an API request from a
-:class:`RetryPolicy`; downloads and the poll loop build theirs from the same fields.
-:meth:`Schedule.tenacity` is the only place tenacity objects are built (stamina's
-``from_params``), and :meth:`Schedule.call` and :meth:`Schedule.attempts` are the only ways
-they are run: requests and downloads :func:`call`, the poll loop iterates
-:meth:`Schedule.results`.
+A :class:`Schedule` says how one kind of call is retried: which errors call for another
+attempt, how long to wait after attempt *n*, when to give up.  :meth:`Schedule.from_policy`
+builds the schedule of an API request from a :class:`RetryPolicy`; downloads and the poll
+loop build theirs from the same fields.  :meth:`Schedule.tenacity` is the only place
+tenacity objects are built (stamina's ``from_params``).
 
-:func:`call` tries the first attempt at once, outside tenacity: most requests succeed at the
-first try, and building and driving a retry loop cost about a fifth of a loopback GET.  Only
-a failure worth retrying builds the loop, which runs the attempts after it (tenacity's
-attempt 1 is the call's attempt 2: the schedule's functions always see the call's own
-numbers).  The API client's first attempt is its own coroutine, awaited directly, and
-hands a failure to the same two steps, :func:`after_failure` (judge it: raise it, or say
-how long to pause) and :func:`retry_after` (pause, then tenacity).  A poll loop is the same
-driver run again after each result that wants another (:meth:`Schedule.results`): a poll
-that answers goes through no tenacity object, so thousands of watches keep no retry loop
-alive between polls (a kilobyte each, and most of the CPU of a poll); a poll that fails
-enters tenacity until one answers.  Nothing is replayed into tenacity and no call state is
-built by hand.
+There is one driver, in two steps: :func:`after_failure` judges the failure of an attempt
+made outside tenacity (raise it, or say how long to pause) and :func:`retry_after` pauses,
+then runs tenacity's loop for the attempts that follow.  Most calls succeed at the first
+try, and building and driving a retry loop cost about a fifth of a loopback GET, so the
+first attempt is always made by the caller itself, awaited directly, and only a failure
+worth retrying builds the loop (tenacity's attempt 1 is the call's attempt 2: the
+schedule's functions always see the call's own numbers).  :func:`call` does this for
+requests and downloads; the API client's first attempt and a poll's look
+(:meth:`~luma_async._poll.Poller.poll`) are their own coroutines, which call the two steps
+themselves, one coroutine less per request or look.  A poll that answers goes through no
+tenacity object, so thousands of watches keep no retry loop alive between polls; a poll
+that fails enters tenacity until one answers.  Nothing is replayed into tenacity and no call
+state is built by hand.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import attrs
@@ -136,10 +134,6 @@ def deadline_wait(policy: RetryPolicy, end: float) -> Callable[[int, BaseExcepti
 # -- the driver ------------------------------------------------------------------------------
 
 
-def _never(_: Any) -> bool:
-    return False
-
-
 def _quiet(_attempt: int, _error: BaseException | None, _wait: float) -> None:
     return None
 
@@ -148,17 +142,16 @@ def _quiet(_attempt: int, _error: BaseException | None, _wait: float) -> None:
 class Schedule:
     """How one kind of call is retried; every function sees the call's own attempt numbers.
 
-    ``retry_on`` judges a failure, ``retry_result`` a result (a task not finished yet);
-    ``wait(n, error)`` is the pause after attempt ``n``; ``give_up(n)`` is true when no
-    attempt may follow attempt ``n``; ``exhausted(error, result)`` is called instead of
-    re-raising when ``give_up`` stopped a call that still wanted another attempt (it
-    raises); ``on_retry(n, error, wait)`` logs.
+    ``retry_on`` judges a failure; ``wait(n, error)`` is the pause after attempt ``n``;
+    ``give_up(n)`` is true when no attempt may follow attempt ``n``; ``exhausted(error,
+    result)`` is called instead of re-raising when ``give_up`` stopped a call that still
+    wanted another attempt (it raises; ``result`` is ``None`` here, a poll loop passes the
+    task it gave up on); ``on_retry(n, error, wait)`` logs.
     """
 
     retry_on: Callable[[BaseException], bool]
     wait: Callable[[int, BaseException | None], float]
     give_up: Callable[[int], bool]
-    retry_result: Callable[[Any], bool] = _never
     exhausted: Callable[[BaseException | None, Any], NoReturn] | None = None
     on_retry: Callable[[int, BaseException | None, float], None] = _quiet
     sleep: Callable[[float], Awaitable[Any]] = _clock.sleep
@@ -229,33 +222,9 @@ class Schedule:
             retry_error_callback=None if exhausted is None else give_up_with,
         )
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+    def call(self, fn: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         """``fn()``, retried as this schedule says (see :func:`call`)."""
-        return await call(fn, self)
-
-    async def results(self, fn: Callable[[], Awaitable[T]]) -> AsyncGenerator[T, None]:
-        """Each result of ``fn()``, called again while ``retry_result`` wants another (a
-        poll loop, which yields between attempts); failures are retried as in :func:`call`.
-
-        The attempts are numbered across results and failures alike, so waits grow on.
-        """
-        attempts = 0
-
-        async def counted() -> T:
-            nonlocal attempts
-            attempts += 1
-            return await fn()
-
-        while True:
-            result = await _attempt(counted, self, lambda: attempts)
-            yield result
-            if not self.retry_result(result):
-                return
-            if self.give_up(attempts):
-                if self.exhausted is not None:
-                    self.exhausted(None, result)
-                return
-            await self.sleep(self.wait(attempts, None))
+        return call(fn, self)
 
 
 async def call(fn: Callable[[], Awaitable[T]], schedule: Schedule | Callable[[], Schedule]) -> T:
@@ -264,25 +233,11 @@ async def call(fn: Callable[[], Awaitable[T]], schedule: Schedule | Callable[[],
     ``schedule`` may be a function making it: it is then made only when the first attempt
     failed (most requests succeed at once, and a schedule costs a few closures).
     """
-    return await _attempt(fn, schedule, None)
-
-
-async def _attempt(
-    fn: Callable[[], Awaitable[T]],
-    schedule: Schedule | Callable[[], Schedule],
-    done: Callable[[], int] | None,
-) -> T:
-    """The driver: ``fn()`` once outside tenacity, then, only after a failure worth
-    retrying, tenacity for the attempts that follow, up to the first result.
-
-    ``done()`` counts the attempts made so far (``None``: this call's own, from 1).
-    """
     try:
         return await fn()
     except Exception as exc:  # noqa: BLE001 - after_failure re-raises what it does not retry
-        attempt = 1 if done is None else done()
-        judged, pause = after_failure(exc, schedule, attempt)
-    return await retry_after(fn, judged, pause, attempt)
+        judged, pause = after_failure(exc, schedule, 1)
+    return await retry_after(fn, judged, pause, 1)
 
 
 def after_failure(
@@ -293,7 +248,8 @@ def after_failure(
     schedule and the pause before the next attempt (:func:`retry_after` makes it).
 
     Called from the ``except`` clause that caught ``exc`` (``schedule`` may be a function
-    making it, called only now); :func:`call` and the API client's first attempt use it.
+    making it, called only now); :func:`call`, the API client's first attempt and a poll's
+    look use it.
     """
     if not isinstance(schedule, Schedule):
         schedule = schedule()

@@ -91,7 +91,7 @@ class LumaSession(Following):
         self._owns_session = options.session is None
         self._state = SessionState.UNOPENED
         self.budget = Budget(options.budget)
-        self._transport: Transport = AiohttpTransport(self._client, timeout=float(options.timeout))
+        self._transport: Transport = AiohttpTransport(self._aiohttp, timeout=float(options.timeout))
         self._api = Client(
             base_url=self.base_url,
             api_key=options.api_key,
@@ -149,10 +149,18 @@ class LumaSession(Following):
         return self._state is SessionState.CLOSED
 
     async def _client(self) -> aiohttp.ClientSession:
-        self._check_open()
-        if self._session is None:
-            self._session = _lifecycle.client_session(self.budget.policy.max_connections)
-        return self._session
+        return self._aiohttp()
+
+    def _aiohttp(self) -> aiohttp.ClientSession:
+        """The aiohttp session (made on first use), refused once this one is closed.
+
+        A plain function, not a coroutine: the transport asks for it on every request.
+        """
+        session = self._session
+        if session is None or self._state is SessionState.CLOSED:
+            self._check_open()
+            session = self._session = _lifecycle.client_session(self.budget.policy.max_connections)
+        return session
 
     # -- requests --------------------------------------------------------------------------
 

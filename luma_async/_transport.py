@@ -22,7 +22,7 @@ import asyncio
 import functools
 import logging
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, NoReturn, Protocol, TypeVar
 
 import aiohttp
@@ -81,18 +81,20 @@ class Transport(Protocol):
 
 class AiohttpTransport:
     """:class:`Transport` over an ``aiohttp.ClientSession`` (the session's own or the user's;
-    closing it is the session's business, so :meth:`aclose` does nothing)."""
+    closing it is the session's business, so :meth:`aclose` does nothing).
 
-    def __init__(
-        self, client: Callable[[], Awaitable[aiohttp.ClientSession]], *, timeout: float
-    ) -> None:
+    ``client()`` returns it, or raises once the session is closed: a plain function (no
+    coroutine per request), asked on every request.
+    """
+
+    def __init__(self, client: Callable[[], aiohttp.ClientSession], *, timeout: float) -> None:
         self._client = client
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 15.0))
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
     ) -> Answer:
-        client = await self._client()
+        client = self._client()  # a plain call: raises when the session is closed
         try:
             async with client.request(
                 method,
@@ -218,7 +220,8 @@ class Client:
             self._check_pause(method, path)
         debug = log.isEnabledFor(logging.DEBUG)
         started = _clock.monotonic() if debug else 0.0
-        if not budget.take():  # a slot at once, unless the budget has something to wait for
+        # A slot at once, unless the budget has something to wait for.
+        if not budget.take() and not budget.take_free():
             await budget.acquire()
         try:
             status, answer_headers, raw = await self.transport.send(
