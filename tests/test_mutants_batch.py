@@ -24,7 +24,7 @@ from luma_async import (
     SubmissionUncertainError,
     TaskFailedError,
 )
-from luma_async._journal import Journal
+from luma_async._journal import Journal, writer_of
 from luma_async.testing import LumaEmulator, VirtualClock
 
 from .helpers import finished_task
@@ -72,27 +72,27 @@ async def test_an_item_that_is_no_request_is_reported_back_as_given(
 # -- what a batch says about each submitted task --------------------------------------------
 
 
-async def test_a_task_not_seen_to_end_is_in_flight_with_its_request(
+async def test_tasks_not_seen_to_end_are_in_flight_with_their_requests(
     luma: LumaSession, emulator: LumaEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The follow gives up (PollTimeoutError): the task is paid for and still running.
-    # Kills _batch._one__mutmut_28 (submitted maps the task to None) and
-    # _watch__mutmut_16 (the result's request is None).
+    # The follow gives up (PollTimeoutError): the tasks are paid for and still running.
+    # Kills _batch._one__mutmut_28 (submitted maps a task to None), _watch__mutmut_16 (the
+    # result's request is None) and _log_unfinished__mutmut_18, _21 (the warning's text).
     parent = await parent_of(luma, emulator)
-    request = ExtendRequest(parent, "slow one")
-    batch = luma.extend_many([request], concurrency=1, policy=SHORT)
+    requests = [ExtendRequest(parent, "slow one"), ExtendRequest(parent, "slow two")]
+    batch = luma.extend_many(requests, concurrency=2, policy=SHORT)
     with caplog.at_level(logging.WARNING, logger="luma_async"):
         results = [r async for r in batch]
-    (result,) = results
-    (created,) = emulator.created
-    assert result.request == request
-    assert isinstance(result.error, PollTimeoutError)
-    assert result.task_id == created
-    assert batch.submitted == {created: request}
-    assert batch.in_flight == {created: request}
+    by_request = {r.request: r for r in results}
+    assert set(by_request) == set(requests)
+    assert all(isinstance(r.error, PollTimeoutError) for r in results)
+    expected = {by_request[r].task_id: r for r in requests}
+    assert set(expected) == set(emulator.created)
+    assert batch.submitted == expected
+    assert batch.in_flight == expected
     assert batch.ended == set()
     assert [r.getMessage() for r in caplog.records] == [
-        f"batch stopped with 1 submitted task(s) not seen to finish: {created}"
+        "batch stopped with 2 submitted task(s) not seen to finish: " + ", ".join(batch.in_flight)
     ]
 
 
@@ -100,7 +100,8 @@ async def test_a_followed_task_starts_from_the_answer_of_its_post(
     luma: LumaSession, emulator: LumaEmulator, vclock: VirtualClock
 ) -> None:
     # The POST's answer is the task's first state: the first GET waits one interval instead
-    # of asking again at once.  Kills _batch._watch__mutmut_3 (follow given no first task).
+    # of asking again at once.  Kills _batch._watch__mutmut_3 and _one__mutmut_33 (follow
+    # given no first task).
     parent = await parent_of(luma, emulator)
     start = vclock.monotonic()
     (result,) = await run(luma, [ExtendRequest(parent, "one")], concurrency=1, policy=EVERY_SECOND)
@@ -329,3 +330,81 @@ async def test_a_batch_downloads_each_finished_video_as_asked(
     assert len(emulator.video_requests) == 1
     assert isinstance(results[bad].error, TaskFailedError)
     assert results[bad].path is None
+
+
+# -- the batch itself ---------------------------------------------------------------------------
+
+
+async def test_a_batch_of_nothing_sends_nothing_and_ran_nothing(
+    luma: LumaSession, emulator: LumaEmulator
+) -> None:
+    # Kills _batch.xǁBatchǁ__init____mutmut_36 (peak_running starts at 1) and _14 (the type
+    # named in the error is NoneType).
+    batch = luma.extend_many([], concurrency=3)
+    assert [r async for r in batch] == []
+    assert (batch.peak_running, batch.submitted, batch.uncertain) == (0, {}, [])
+    assert emulator.requests == []
+    with pytest.raises(InputError) as caught:
+        luma.extend_many(5, concurrency=3)  # type: ignore[arg-type]
+    assert str(caught.value) == "requests must be an iterable of ExtendRequest, not int"
+
+
+async def test_the_workers_are_named_for_a_debugger(
+    luma: LumaSession, emulator: LumaEmulator
+) -> None:
+    # Kills _batch._run__mutmut_7, _9 (workers left with asyncio's default names).
+    parent = await parent_of(luma, emulator)
+    batch = luma.extend_many([ExtendRequest(parent, f"s{i}") for i in range(12)], concurrency=3)
+    async with batch:
+        await anext(batch)
+        names = {t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("luma-b")}
+    assert names == {"luma-batch-0", "luma-batch-1", "luma-batch-2"}
+
+
+async def test_a_journal_given_open_is_written_and_left_open(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    # Kills _batch.xǁBatchǁ__init____mutmut_19, _20 (an open Journal ignored), _23, _25 (an
+    # open Journal taken for a path) and _21 (batch.journal set before the batch opens it).
+    parent = await parent_of(luma, emulator)
+    request = ExtendRequest(parent, "journaled")
+    with Journal(tmp_path / "j.sqlite") as journal:
+        key = journal.key_for(request)  # the batch ranks identical requests from 0 again
+        batch = luma.extend_many([request], concurrency=1, journal=journal)
+        assert batch.journal is journal
+        (result,) = [r async for r in batch]
+        assert result.ok
+        assert [(e.key, e.state, e.task_id, e.error) for e in journal.entries()] == [
+            (key, JournalState.FINISHED, result.task_id, None)
+        ]
+    by_path = luma.extend_many([request], concurrency=1, journal=tmp_path / "j.sqlite")
+    assert by_path.journal is None  # opened when the batch starts
+
+
+async def test_a_request_cut_off_by_a_killed_run_is_uncertain_on_the_rerun(
+    luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
+) -> None:
+    # A run claimed the request and died before its POST was answered: the rerun neither
+    # sends nor follows it, and says why.  Kills _batch._resume__mutmut_26 to _48 (the
+    # reason, the row's error, the error's method, path, request and task id, the result's
+    # request).
+    parent = await parent_of(luma, emulator)
+    path = tmp_path / "j.sqlite"
+    request = ExtendRequest(parent, "cut off by a kill")
+    with Journal(path) as journal:
+        key = journal.key_for(request)
+        assert writer_of(journal).claim(key, request) is None  # the killed run's last step
+    (result,) = await run(luma, [request], concurrency=1, journal=path)
+    why = "the process stopped while this request was being submitted"
+    assert emulator.requests == []
+    assert result.request == request
+    assert (result.task, result.task_id) == (None, None)
+    error = result.error
+    assert isinstance(error, SubmissionUncertainError)
+    assert str(error) == (
+        f"extend {parent}: {why}. It may have created a task, so it is not sent again; check "
+        f"your tasks, then Journal.resolve({key!r}, task_id=...)"
+    )
+    assert (error.method, error.path) == ("POST", f"/luma/generations/{parent}/extend")
+    assert (error.request, error.task_id, error.status, error.answer) == (request, None, None, None)
+    assert rows(path) == [(key, JournalState.UNCERTAIN, None, why)]

@@ -1,0 +1,306 @@
+"""Decoding: behaviour that mutation testing of ``_convert.py`` and ``_shapes.py`` showed no
+test pinned (docs/mutation.md).  Each test names the mutants it kills.
+
+Every test checks decoded values (or the exact error) of a body a deployment sends, never how
+the decoder is built, so the tests hold through a rewrite of the decoding code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import cattrs
+import pytest
+
+from luma_async import (
+    DecodeError,
+    Frame,
+    RawVideo,
+    StateChange,
+    Task,
+    TaskState,
+    UploadedFile,
+    Video,
+    WrongTaskError,
+)
+from luma_async._convert import (
+    batch_from_json,
+    check_answer_for,
+    decode_json,
+    make_luma_converter,
+    task_from_json,
+    task_to_json,
+    tasks_from_json,
+    uploaded_from_json,
+    url_from_json,
+)
+
+UTC = timezone.utc
+#: The optional scalars of the models, as cattrs is asked for them.
+OPTIONAL_INT: Any = int | None
+OPTIONAL_STR: Any = str | None
+TASK_ID = "9d4b7516-77e5-481a-b015-48313946f33b"
+CREATED = "2024-07-01T07:35:13.498660Z"
+WHEN = datetime(2024, 7, 1, 7, 35, 13, 498660, tzinfo=UTC)
+
+
+# -- a converter made with make_luma_converter ---------------------------------------------------
+# The module's converter is built once, at import; mutation testing changes only what a test
+# builds itself.  These kill the mutants of make_luma_converter (each hook and its place).
+
+
+def test_a_new_converter_reads_a_video_in_every_form_deployments_send() -> None:
+    conv = make_luma_converter()
+    video = conv.structure(
+        {
+            "url": "https://cdn/v.mp4",
+            "width": 1280.0,
+            "height": "720",
+            "thumbnail": {"url": "https://cdn/t.jpg", "width": 10},
+            "download_url": "https://cdn/d.mp4",
+            "raw": "https://cdn/raw.mp4",
+        },
+        Video,
+    )
+    assert video == Video(
+        "https://cdn/v.mp4",
+        width=1280,
+        height=720,
+        thumbnail="https://cdn/t.jpg",
+        download_url="https://cdn/d.mp4",
+        raw=RawVideo("https://cdn/raw.mp4"),
+    )
+    assert conv.structure(
+        {
+            "url": "u",
+            "download_url": {"url": "https://cdn/d.mp4"},
+            "raw": {"url": "r", "duration": 5},
+        },
+        Video,
+    ) == Video("u", download_url="https://cdn/d.mp4", raw=RawVideo("r", duration=5.0))
+    with pytest.raises(TypeError, match=r"^video must be an object, not list$"):
+        conv.structure(["u"], Video)
+
+
+def test_a_new_converter_reads_raw_renders_times_and_optional_scalars() -> None:
+    conv = make_luma_converter()
+    assert conv.structure({"url": "r", "width": 4, "height": 3}, RawVideo) == RawVideo(
+        "r", width=4, height=3
+    )
+    with pytest.raises(TypeError, match=r"^video_raw has no 'url'$"):
+        conv.structure({"width": 4}, RawVideo)
+    assert conv.structure(CREATED, datetime) == WHEN
+    assert conv.structure(1719819313, datetime) == datetime(2024, 7, 1, 7, 35, 13, tzinfo=UTC)
+    assert conv.structure(5.0, OPTIONAL_INT) == 5
+    assert conv.structure("7", OPTIONAL_INT) == 7
+    assert conv.structure(None, OPTIONAL_INT) is None
+    for wrong in (True, [1]):
+        with pytest.raises(
+            TypeError, match=f"^expected a whole number, not {type(wrong).__name__}$"
+        ):
+            conv.structure(wrong, OPTIONAL_INT)
+    assert conv.structure(5, OPTIONAL_STR) == "5"
+    assert conv.structure(2.5, OPTIONAL_STR) == "2.5"
+    assert conv.structure(None, OPTIONAL_STR) is None
+    with pytest.raises(TypeError, match=r"^expected a string, not list$"):
+        conv.structure([], OPTIONAL_STR)
+
+
+def test_a_strict_converter_refuses_unknown_keys_and_a_lenient_one_ignores_them() -> None:
+    body = {"url": "u", "colour": "red"}
+    assert make_luma_converter().structure(body, Video) == Video("u")
+    assert make_luma_converter(strict=False).structure(body, Video) == Video("u")
+    with pytest.raises(cattrs.ClassValidationError) as caught:
+        make_luma_converter(strict=True).structure(body, Video)
+    assert "colour" in "; ".join(cattrs.transform_error(caught.value))
+
+
+def test_a_new_converter_reads_a_task_in_every_envelope() -> None:
+    conv = make_luma_converter()
+    body = {"id": TASK_ID, "state": "completed", "video": {"url": "https://cdn/v.mp4"}}
+    expected = Task(TASK_ID, TaskState.COMPLETED, video=Video("https://cdn/v.mp4"))
+    assert conv.structure(body, Task) == expected
+    assert conv.structure([body], Task) == expected
+    assert conv.structure({"code": "success", "message": "", "data": body}, Task) == expected
+
+
+def test_a_new_converter_writes_tasks_changes_states_and_times_as_wire_json() -> None:
+    conv = make_luma_converter()
+    task = Task(
+        TASK_ID,
+        TaskState.COMPLETED,
+        prompt="cat dance",
+        created_at=datetime(2024, 7, 1, 9, 35, 13, tzinfo=timezone(timedelta(hours=2))),
+        video=Video("https://cdn/v.mp4", width=4, raw=RawVideo("r", duration=5.0)),
+        estimate_wait_seconds=3.0,
+        extra={"queue_state": "x"},
+    )
+    wire = {
+        "queue_state": "x",
+        "id": TASK_ID,
+        "prompt": "cat dance",
+        "state": "completed",
+        "created_at": "2024-07-01T07:35:13Z",
+        "video": {
+            "url": "https://cdn/v.mp4",
+            "width": 4,
+            "height": None,
+            "thumbnail": None,
+            "download_url": None,
+            "raw": {"url": "r", "width": None, "height": None, "duration": 5.0},
+        },
+        "liked": None,
+        "estimate_wait_seconds": 3.0,
+    }
+    assert conv.unstructure(task) == wire
+    assert task_to_json(task) == wire
+    assert conv.unstructure(TaskState.PROCESSING) == "processing"
+    assert conv.unstructure(WHEN) == CREATED
+    change = StateChange(
+        task_id=TASK_ID,
+        previous=TaskState.PENDING,
+        state=TaskState.COMPLETED,
+        task=task,
+        elapsed=12.34567,
+        polls=4,
+    )
+    assert conv.unstructure(change) == {
+        "task_id": TASK_ID,
+        "previous": "pending",
+        "state": "completed",
+        "elapsed": 12.346,
+        "polls": 4,
+        "task": wire,
+    }
+    first = StateChange(
+        task_id=TASK_ID, previous=None, state="dreaming", task=task, elapsed=0.0, polls=0
+    )
+    assert conv.unstructure(first)["previous"] is None
+    assert conv.unstructure(first)["state"] == "dreaming"
+
+
+# -- task_to_json: what a journal stores and reads back ----------------------------------------
+
+
+def test_a_task_is_written_with_its_video_failure_and_last_frame_and_read_back_equal() -> None:
+    # Kills _convert._task_to_json__mutmut_20 (a missing video written as an object),
+    # _34 to _38 (the last frame dropped, renamed, or written over the one the extras hold),
+    # _format_datetime__mutmut_2, _7, _9 (a time not written in UTC with 'Z').
+    frame = Frame("https://cdn/last.jpg", width=8, height=6)
+    task = Task(
+        TASK_ID,
+        TaskState.FAILED,
+        failure_reason="moderated",
+        created_at=datetime(2024, 7, 1, 3, 35, 13, tzinfo=timezone(timedelta(hours=-4))),
+        last_frame=frame,
+    )
+    wire = task_to_json(task)
+    assert wire["video"] is None
+    assert wire["created_at"] == "2024-07-01T07:35:13Z"
+    assert wire["failure_reason"] == "moderated"
+    assert wire["last_frame"] == {"url": "https://cdn/last.jpg", "width": 8, "height": 6}
+    # a task read from the wire is written back as it was sent (its last frame with it)
+    sent = {
+        "id": TASK_ID,
+        "state": "failed",
+        "last_frame": {"url": "https://cdn/l.jpg", "palette": [1]},
+    }
+    read = task_from_json(sent)
+    assert read.last_frame == Frame("https://cdn/l.jpg")
+    assert task_to_json(read)["last_frame"] == {"url": "https://cdn/l.jpg", "palette": [1]}
+    assert task_from_json(task_to_json(read)) == read
+
+
+# -- the other answers ------------------------------------------------------------------------
+
+
+def test_an_answer_that_is_not_json_says_so_with_its_first_80_bytes() -> None:
+    # Kills _convert.decode_json__mutmut_7 (81 bytes shown).  _5 and _9 (the codec named
+    # otherwise) are equivalent: utf-8 is the default and codec names ignore case.
+    raw = b"<" + b"x" * 100 + "é".encode()
+    with pytest.raises(DecodeError) as caught:
+        decode_json(raw, what="extend")
+    assert str(caught.value).startswith("extend: the answer is not JSON (")
+    assert str(caught.value).endswith(f"; it began {'<' + 'x' * 79!r}")
+
+
+def test_an_answer_for_another_task_names_both() -> None:
+    # Kills _convert.check_answer_for__mutmut_2 to _7.
+    task = Task("task-b", TaskState.PENDING)
+    assert check_answer_for(task, "task-b", what="poll") is task
+    with pytest.raises(WrongTaskError) as caught:
+        check_answer_for(task, "task-a", what="poll")
+    assert (caught.value.asked, caught.value.answered) == ("task-a", "task-b")
+    assert str(caught.value) == str(WrongTaskError("task-a", "task-b", what="poll"))
+    assert "poll" in str(caught.value)
+
+
+def test_a_batch_answer_keeps_every_readable_task_after_an_unreadable_one() -> None:
+    # Kills _convert.batch_from_json__mutmut_11 (stops at the first item that is no object)
+    # and _14 (items read as no type).
+    good = {"id": "a", "state": "pending"}
+    other = {"id": "b", "state": "completed", "video": {"url": "https://cdn/b.mp4"}}
+    got = batch_from_json([1, good, {"state": "pending"}, other])
+    assert got == [
+        Task("a", TaskState.PENDING),
+        Task("b", TaskState.COMPLETED, video=Video("https://cdn/b.mp4")),
+    ]
+
+
+def test_a_task_list_reads_each_task_or_names_what_it_got() -> None:
+    # Kills _convert.tasks_from_json__mutmut_8 to _16 (message, body, 'what' of each task).
+    assert tasks_from_json({"code": "success", "data": [{"id": "a", "state": "x"}]}, what="l") == [
+        Task("a", "x")
+    ]
+    with pytest.raises(DecodeError) as caught:
+        tasks_from_json({"data": None}, what="tasks")
+    assert str(caught.value) == "tasks: expected a list of tasks, got dict"
+    assert caught.value.body == {"data": None}
+    with pytest.raises(DecodeError) as caught:
+        tasks_from_json([{"id": "a"}], what="refresh")
+    assert str(caught.value) == "refresh: cannot read the answer as a task: task a has no 'state'"
+    assert caught.value.body == {"id": "a"}
+
+
+def test_an_upload_answer_is_read_bare_wrapped_or_with_url_only() -> None:
+    # Kills _convert.uploaded_from_json__mutmut_3 to _35 (the envelope, 'url' as the public
+    # link, the errors' messages and bodies), _51 and _54 (the id of an answer without one).
+    bare = {"id": 7, "public_url": "https://cdn/p.png", "presigned_url": "https://s3/p"}
+    assert uploaded_from_json(bare, what="upload") == UploadedFile(
+        "7", "https://cdn/p.png", presigned_url="https://s3/p"
+    )
+    wrapped = {"code": "success", "message": "", "data": {"id": "f1", "url": "https://cdn/u.png"}}
+    got = uploaded_from_json(wrapped, what="upload")
+    assert (got.id, got.public_url, got.presigned_url) == ("f1", "https://cdn/u.png", None)
+    # an answer with its link at the top is not unwrapped, whatever its 'data' holds
+    top = {"public_url": "https://cdn/top.png", "data": {"public_url": "https://cdn/in.png"}}
+    assert uploaded_from_json(top, what="upload") == UploadedFile("", "https://cdn/top.png")
+    for body, message in [
+        ([1], "upload: expected an object, got list"),
+        ({"data": "x"}, "upload: the answer has no 'public_url'"),
+        ({"public_url": ""}, "upload: the answer has no 'public_url'"),
+        ({"public_url": 5}, "upload: the answer has no 'public_url'"),
+    ]:
+        with pytest.raises(DecodeError) as caught:
+            uploaded_from_json(body, what="upload")
+        assert str(caught.value) == message
+        assert caught.value.body == body
+
+
+def test_a_link_answer_is_read_bare_or_wrapped() -> None:
+    # Kills _convert.url_from_json's survivors (the envelope and the error).
+    assert url_from_json({"url": "https://cdn/a.mp4"}, what="link") == "https://cdn/a.mp4"
+    assert url_from_json({"code": 0, "data": {"url": "https://cdn/b.mp4"}}, what="link") == (
+        "https://cdn/b.mp4"
+    )
+    for body, read in [
+        ({"url": ""}, {"url": ""}),
+        ({"data": {"link": "x"}}, {"link": "x"}),
+        (["https://cdn/c.mp4"], ["https://cdn/c.mp4"]),
+        ({"url": 3}, {"url": 3}),
+    ]:
+        with pytest.raises(DecodeError) as caught:
+            url_from_json(body, what="link")
+        assert str(caught.value) == "link: the answer has no 'url'"
+        assert caught.value.body == read
