@@ -14,6 +14,7 @@ import cattrs
 import pytest
 
 from luma_async import (
+    Account,
     DecodeError,
     Frame,
     RawVideo,
@@ -21,10 +22,12 @@ from luma_async import (
     Task,
     TaskState,
     UploadedFile,
+    Usage,
     Video,
     WrongTaskError,
 )
 from luma_async._convert import (
+    account_from_json,
     batch_from_json,
     check_answer_for,
     decode_json,
@@ -34,6 +37,7 @@ from luma_async._convert import (
     tasks_from_json,
     uploaded_from_json,
     url_from_json,
+    usage_from_json,
 )
 
 UTC = timezone.utc
@@ -304,3 +308,50 @@ def test_a_link_answer_is_read_bare_or_wrapped() -> None:
             url_from_json(body, what="link")
         assert str(caught.value) == "link: the answer has no 'url'"
         assert caught.value.body == read
+
+
+# -- the account answers ------------------------------------------------------------------------
+
+
+def test_credits_are_read_under_each_name_deployments_use() -> None:
+    # Kills the mutants of _convert.usage_from_json, _number and _account_object.
+    assert usage_from_json({"available": 12, "used": 3.5, "total": "15.5"}, what="u") == Usage(
+        available=12.0, used=3.5, total=15.5, extra={"available": 12, "used": 3.5, "total": "15.5"}
+    )
+    body = {"remaining": "7", "consumed": 1, "limit": 8}
+    assert usage_from_json({"code": "success", "data": body}, what="u") == Usage(
+        available=7.0, used=1.0, total=8.0, extra=body
+    )
+    later = {"balance": True, "credits": 4, "quota": float("inf"), "total": "n/a", "used": "nan"}
+    got = usage_from_json(later, what="u")
+    assert (got.available, got.used, got.total) == (4.0, None, None)
+    assert usage_from_json({"available": None, "remaining": 2.0}, what="u").available == 2.0
+    # a wrapper without 'code' is the answer itself
+    assert usage_from_json({"data": {"available": 1}}, what="u").available is None
+    with pytest.raises(DecodeError) as caught:
+        usage_from_json([{"available": 1}], what="credits")
+    assert str(caught.value) == "credits: expected an object, got list"
+    assert caught.value.body == [{"available": 1}]
+
+
+def test_the_account_is_read_under_each_name_deployments_use() -> None:
+    # Kills the mutants of _convert.account_from_json and _text.
+    body = {"id": "u-1", "email": "a@b.c", "name": "Ann", "plan": "pro"}
+    assert account_from_json(body, what="a") == Account(
+        id="u-1", email="a@b.c", name="Ann", plan="pro", extra=body
+    )
+    other = {"user_id": 42, "username": "ann", "subscription": {"name": "plus"}}
+    got = account_from_json({"code": 0, "data": other}, what="a")
+    assert (got.id, got.email, got.name, got.plan) == ("42", None, "ann", "plus")
+    assert got.extra == other
+    third = {"uuid": "x-9", "id": True, "display_name": "A", "email": "", "plan": {"type": "free"}}
+    got = account_from_json(third, what="a")
+    assert (got.id, got.email, got.name, got.plan) == ("x-9", None, "A", "free")
+    assert account_from_json({"plan": {"plan": "team"}}, what="a").plan == "team"
+    assert account_from_json({"plan": {"name": 3}}, what="a").plan is None
+    assert account_from_json({"plan": ""}, what="a").plan is None
+    assert account_from_json({"name": "", "username": "u"}, what="a").name == "u"
+    with pytest.raises(DecodeError) as caught:
+        account_from_json("me", what="account")
+    assert str(caught.value) == "account: expected an object, got str"
+    assert caught.value.body == "me"
