@@ -88,6 +88,7 @@ def test_a_new_converter_reads_a_video_in_every_form_deployments_send() -> None:
 
 
 def test_a_new_converter_reads_raw_renders_times_and_optional_scalars() -> None:
+    # Kills _convert._optional_str__mutmut_3 (a string refused) among others.
     conv = make_luma_converter()
     assert conv.structure({"url": "r", "width": 4, "height": 3}, RawVideo) == RawVideo(
         "r", width=4, height=3
@@ -104,6 +105,7 @@ def test_a_new_converter_reads_raw_renders_times_and_optional_scalars() -> None:
             TypeError, match=f"^expected a whole number, not {type(wrong).__name__}$"
         ):
             conv.structure(wrong, OPTIONAL_INT)
+    assert conv.structure("x", OPTIONAL_STR) == "x"
     assert conv.structure(5, OPTIONAL_STR) == "5"
     assert conv.structure(2.5, OPTIONAL_STR) == "2.5"
     assert conv.structure(None, OPTIONAL_STR) is None
@@ -355,3 +357,29 @@ def test_the_account_is_read_under_each_name_deployments_use() -> None:
         account_from_json("me", what="account")
     assert str(caught.value) == "account: expected an object, got str"
     assert caught.value.body == "me"
+
+
+def test_the_last_names_of_credits_and_links_are_read_too() -> None:
+    # Kills _convert.usage_from_json__mutmut_17, _22, _28, _29 ('balance'), _45, _49, _54, _55
+    # ('quota'), _number__mutmut_9 (an unreadable number ends the search), url_from_json
+    # __mutmut_4, _5 (a link at the top unwrapped anyway) and uploaded_from_json__mutmut_56.
+    got = usage_from_json({"available": "n/a", "balance": 3, "quota": 9}, what="u")
+    assert (got.available, got.used, got.total) == (3.0, None, 9.0)
+    assert (
+        url_from_json({"url": "https://a", "data": {"url": "https://b"}}, what="l") == "https://a"
+    )
+    odd = {"public_url": "https://cdn/p.png", "presigned_url": 5}
+    assert uploaded_from_json(odd, what="upload").presigned_url is None
+
+
+def test_an_unreadable_video_names_every_field_and_says_task_by_default() -> None:
+    # Kills _convert.task_from_json__mutmut_1, _2 (the default 'what'), _8, _11, _12 (the
+    # field errors joined with '; ').
+    body = {"id": "a", "state": "completed", "video": {"url": "u", "width": "wide", "height": [1]}}
+    with pytest.raises(DecodeError) as caught:
+        task_from_json(body)
+    assert str(caught.value) == (
+        "task: cannot read the answer as a task: invalid value for type, expected int | None "
+        "@ $.width; invalid value for type, expected int | None @ $.height"
+    )
+    assert caught.value.body == body
