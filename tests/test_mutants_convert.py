@@ -383,3 +383,42 @@ def test_an_unreadable_video_names_every_field_and_says_task_by_default() -> Non
         "@ $.width; invalid value for type, expected int | None @ $.height"
     )
     assert caught.value.body == body
+
+
+# -- _shapes: times and gateway rows ------------------------------------------------------------
+
+
+def test_epoch_times_are_seconds_up_to_1e11_and_milliseconds_above() -> None:
+    # Kills _shapes.parse_datetime__mutmut_15, _16 (the boundary moved) and _22 (the error's
+    # text).
+    def created(value: object) -> datetime | None:
+        return task_from_json({"id": "a", "state": "x", "created_at": value}).created_at
+
+    assert created(100000000000) == datetime(5138, 11, 16, 9, 46, 40, tzinfo=UTC)
+    assert created(100000000000.5) == datetime(1973, 3, 3, 9, 46, 40, 500, tzinfo=UTC)
+    assert created("2024-07-01T07:35:13") == datetime(2024, 7, 1, 7, 35, 13, tzinfo=UTC)
+    with pytest.raises(DecodeError) as caught:
+        created([1])
+    assert str(caught.value) == "task: cannot read the answer as a task: not a timestamp: [1]"
+
+
+def test_a_new_converter_keeps_a_datetime_it_is_given() -> None:
+    # Kills _shapes.parse_datetime__mutmut_1 (a datetime given read as None), _23 to _26 (a
+    # naive one not taken as UTC, an aware one moved to UTC).
+    conv = make_luma_converter()
+    aware = datetime(2024, 7, 1, 9, 35, tzinfo=timezone(timedelta(hours=2)))
+    assert conv.structure(aware, datetime) is aware
+    naive = conv.structure(datetime(2024, 7, 1, 7, 35, tzinfo=UTC).replace(tzinfo=None), datetime)
+    assert naive == datetime(2024, 7, 1, 7, 35, tzinfo=UTC)
+    assert naive.tzinfo is UTC
+
+
+def test_a_gateway_row_with_a_text_id_and_an_odd_status() -> None:
+    # Kills _shapes._is_gateway_row__mutmut_10 to _13 (a row whose own id is text),
+    # _from_gateway_row__mutmut_29 (a status that is no text), _34, _36, _38 (an unknown
+    # status kept in lower case).
+    row = {"id": "row-1", "task_id": "t", "status": "Weird", "data": {"prompt": "p"}}
+    assert task_from_json(row) == Task("t", "weird", prompt="p")
+    with pytest.raises(DecodeError) as caught:
+        task_from_json({"id": 3, "task_id": "t", "status": 5, "data": {}})
+    assert str(caught.value) == "task: cannot read the answer as a task: task t has no 'state'"
