@@ -51,7 +51,7 @@ WHEN = datetime(2024, 7, 1, 7, 35, 13, 498660, tzinfo=UTC)
 
 # -- a converter made with make_luma_converter ---------------------------------------------------
 # The module's converter is built once, at import; mutation testing changes only what a test
-# builds itself.  These kill the mutants of make_luma_converter (each hook and its place).
+# builds itself.  These kill most mutants of make_luma_converter (docs/mutation.md lists the rest).
 
 
 def test_a_new_converter_reads_a_video_in_every_form_deployments_send() -> None:
