@@ -12,10 +12,9 @@ Import everything from here; the ``_``-modules are private.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from luma_async._batch import Batch
-from luma_async._download import ProgressCallback
 from luma_async._errors import (
     APIError,
     AuthenticationError,
@@ -36,7 +35,6 @@ from luma_async._errors import (
     UpstreamAuthenticationError,
     WrongTaskError,
 )
-from luma_async._journal import Journal, JournalEntry, JournalState
 from luma_async._models import (
     Account,
     BatchResult,
@@ -58,23 +56,37 @@ from luma_async._session import DEFAULT_BASE_URL, LumaSession
 from luma_async._watch import FollowEnd, Listener, Subscription
 
 if TYPE_CHECKING:
+    from luma_async._batch import Batch
     from luma_async._callbacks import CallbackReceiver
+    from luma_async._download import ProgressCallback
+    from luma_async._journal import Journal, JournalEntry, JournalState
 
     __version__: str
 
 
+# Loaded on first use, to keep ``import luma_async`` light: the callback receiver needs
+# aiohttp's server half; batches, journals (sqlite3) and downloads are not every program's.
+_LAZY = {
+    "Batch": "luma_async._batch",
+    "CallbackReceiver": "luma_async._callbacks",
+    "Journal": "luma_async._journal",
+    "JournalEntry": "luma_async._journal",
+    "JournalState": "luma_async._journal",
+    "ProgressCallback": "luma_async._download",
+}
+
+
 def __getattr__(name: str) -> Any:
-    # Loaded on first use, to keep ``import luma_async`` light: the callback receiver needs
-    # aiohttp's server half, and reading the installed metadata costs tens of milliseconds.
-    if name == "__version__":
+    if name == "__version__":  # reading the installed metadata costs tens of milliseconds
         from importlib.metadata import version  # noqa: PLC0415
 
         return version("luma-async")
-    if name == "CallbackReceiver":
-        from luma_async._callbacks import CallbackReceiver  # noqa: PLC0415
-
-        return CallbackReceiver
-    raise AttributeError(f"module 'luma_async' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'luma_async' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # looked up once
+    return value
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from luma_async._download_files import display_url
 from luma_async._error_map import decode_error_body, error_from_response
 from luma_async._errors import APIError, DownloadError, InputError, TransportError
 from luma_async._inputs import check_http_url
+from luma_async._options import DEFAULT_MAX_BYTES
 from luma_async._policy import RetryPolicy
 from luma_async._retry import Schedule, backoff, is_transient
 
@@ -50,8 +51,6 @@ _NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 _MAX_ERROR_BODY = 64 * 1024
-#: The most a download writes unless told otherwise: far above any generated clip.
-DEFAULT_MAX_BYTES = 2 * 1024**3
 
 
 class IncompleteError(DownloadError):

@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from luma_async import _inputs
-from luma_async._batch import Batch
-from luma_async._batch_wiring import make_batch
 from luma_async._errors import InputError
-from luma_async._journal import Journal
 from luma_async._models import BatchResult, ExtendRequest, FinishedTask, StateChange, Task
 from luma_async._policy import PollPolicy
 from luma_async._validators import check, instance_of
 from luma_async._watch import FollowEnd, Hub, Listener, Subscription
+
+if TYPE_CHECKING:
+    from luma_async._batch import Batch
+    from luma_async._journal import Journal
 
 __all__ = ["Following"]
 
@@ -170,6 +171,8 @@ class Following:
         task, to stream the batch's progress elsewhere.
         """
         self._check_open()
+        from luma_async._batch_wiring import make_batch  # noqa: PLC0415 - sqlite3, on first use
+
         return make_batch(
             self,
             requests,

@@ -25,9 +25,12 @@ from luma_async._validators import (
     whole,
 )
 
-__all__ = ["DEFAULT_BASE_URL", "SessionOptions"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_BYTES", "SessionOptions"]
 
 DEFAULT_BASE_URL = "https://api.gpt.ge"
+#: The most a download writes unless told otherwise: far above any generated clip.  Here, not
+#: in the download modules, so that ``LumaSession.download``'s signature does not load them.
+DEFAULT_MAX_BYTES = 2 * 1024**3
 
 
 def _api_key(_: object, __: attrs.Attribute[str], key: str) -> None:

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from luma_async import _download, _inputs, _lifecycle, _protocol
+from luma_async import _inputs, _lifecycle, _protocol
 from luma_async._budget import Budget
-from luma_async._download import ProgressCallback
 from luma_async._errors import InputError
 from luma_async._following import Following
 from luma_async._lifecycle import SessionState
@@ -29,13 +28,14 @@ from luma_async._models import (
     Usage,
     Video,
 )
-from luma_async._options import DEFAULT_BASE_URL, SessionOptions
+from luma_async._options import DEFAULT_BASE_URL, DEFAULT_MAX_BYTES, SessionOptions
 from luma_async._policy import PollPolicy, RequestBudget, RetryPolicy
 from luma_async._transport import AiohttpTransport, Client, Transport
 from luma_async._watch import Hub
 
 if TYPE_CHECKING:
     from luma_async._callbacks import CallbackReceiver
+    from luma_async._download import ProgressCallback
 
 __all__ = ["DEFAULT_BASE_URL", "LumaSession", "SessionState"]
 
@@ -279,7 +279,7 @@ class LumaSession(Following):
         *,
         watermark: bool = True,
         progress: ProgressCallback | None = None,
-        max_bytes: int = _download.DEFAULT_MAX_BYTES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> Path:
         """Stream a finished video to ``dest``: a file, or a directory (``<task id>.mp4``).
 
@@ -291,6 +291,8 @@ class LumaSession(Following):
         At most ``max_bytes`` are written (2 GiB by default); a longer body, or one the host
         compressed, is a :class:`DownloadError`.
         """
+        from luma_async import _download  # noqa: PLC0415 - the download modules, on first use
+
         return await _download.download_for(
             self,
             self._client,

@@ -139,3 +139,47 @@ def test_no_import_cycle_between_modules() -> None:
     for name in sorted(graph):
         if name not in state:
             visit(name)
+
+
+#: Loaded on first use, not by ``import luma_async``: a program that never runs a batch, a
+#: journal or a download does not pay for them (sqlite3 included), nor for aiohttp's server.
+_LAZY_MODULES = (
+    "aiohttp.web",
+    "sqlite3",
+    "luma_async._batch",
+    "luma_async._batch_wiring",
+    "luma_async._callbacks",
+    "luma_async._download",
+    "luma_async._download_http",
+    "luma_async._journal",
+)
+_LOADED_BY_IMPORT = """
+import sys
+import luma_async
+print(" ".join(sorted(name for name in sys.argv[1:] if name in sys.modules)))
+"""
+
+
+def test_import_luma_async_leaves_batches_journals_and_downloads_unloaded() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _LOADED_BY_IMPORT, *_LAZY_MODULES],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.split() == []
+
+
+def test_the_lazy_names_are_the_classes_of_their_modules() -> None:
+    import luma_async  # noqa: PLC0415
+    from luma_async import _batch, _callbacks, _download, _journal  # noqa: PLC0415
+
+    assert luma_async.Batch is _batch.Batch
+    assert luma_async.CallbackReceiver is _callbacks.CallbackReceiver
+    assert luma_async.Journal is _journal.Journal
+    assert luma_async.JournalEntry is _journal.JournalEntry
+    assert luma_async.JournalState is _journal.JournalState
+    assert luma_async.ProgressCallback is _download.ProgressCallback
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = luma_async.Nope  # type: ignore[attr-defined]
