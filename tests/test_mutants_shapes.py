@@ -17,9 +17,10 @@ import cattrs
 import pytest
 
 from luma_async import DecodeError, Frame, RawVideo, Task, TaskState, Video
-from luma_async._construct import slot_setters
+from luma_async._construct import plain_video, slot_setters
 from luma_async._convert import task_from_json
 from luma_async._models import EMPTY
+from luma_async._shapes import _from_zulu
 
 UTC = timezone.utc
 TASK_ID = "9d4b7516-77e5-481a-b015-48313946f33b"
@@ -643,3 +644,30 @@ def test_slot_setters_gives_one_setter_per_field_in_order_or_names_the_mismatch(
     assert str(caught.value) == (
         "RawVideo: fields ('url', 'width', 'height', 'duration'), built ('url',)"
     )
+
+
+def test_a_video_object_with_every_plain_field_is_built_directly() -> None:
+    fields = {"url": V, "width": 1, "height": 2, "thumbnail": "t", "download_url": "d"}
+    built = plain_video(fields, V)
+    assert built is not None
+    same(built, Video(V, width=1, height=2, thumbnail="t", download_url="d"))
+    same(read(task(video=fields)).video, built)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("2024-07-01T07:35:13.498660Z", datetime(2024, 7, 1, 7, 35, 13, 498660, tzinfo=UTC)),
+        ("2024-07-01T07:35:13z", datetime(2024, 7, 1, 7, 35, 13, tzinfo=UTC)),
+        (
+            "2024-07-01T09:35:13+02:00",
+            datetime(2024, 7, 1, 9, 35, 13, tzinfo=timezone(timedelta(hours=2))),
+        ),
+        ("2024-07-01T07:35:13", datetime(2024, 7, 1, 7, 35, 13, tzinfo=UTC).replace(tzinfo=None)),
+    ],
+)
+def test_the_python_3_10_reader_takes_the_trailing_z(text: str, want: datetime) -> None:
+    # _from_zulu is the fast reader on Python 3.10 only; on 3.11+ it is run by this test alone.
+    got = _from_zulu(text)
+    assert got == want
+    assert got.utcoffset() == want.utcoffset()
