@@ -4,7 +4,8 @@
 Every test checks the exact values decoded from a body a deployment sends (each shape, envelope
 and quirk of ``luma-api.md``), or the exact error, never how the decoder is built.  Values are
 compared with ``==`` and by ``repr`` too, so a size read as ``1280.0`` instead of ``1280`` or a
-link read as an object fails.
+link read as an object fails.  Tests that name no mutant pin values whose mutants the earlier
+test files already kill; they make this file a full account of the shapes in ``luma-api.md``.
 """
 
 from __future__ import annotations
@@ -204,6 +205,7 @@ def test_the_wait_estimate_is_a_finite_number_or_none(value: object, want: float
 def test_the_failure_reason_is_the_first_name_that_says_something(
     fields: dict[str, Any], want: str | None
 ) -> None:
+    # Kills _shapes._failure_reason__mutmut_15, _16, _17 (an object's "detail" not read).
     assert read({"id": "t", "state": "failed", **fields}).failure_reason == want
 
 
@@ -227,6 +229,9 @@ def test_every_envelope_gives_the_same_task() -> None:
 
 
 def test_a_list_of_other_than_one_task_and_what_is_no_object_are_refused() -> None:
+    # Kills _shapes._unwrap__mutmut_4 (the count dropped from the message), _11, _12 (a "data"
+    # beside an "id" unwrapped), read_task__mutmut_3 (what is no dict tested for an "id" key), _14,
+    # _15 (the type dropped from the message).
     assert str(refused([])) == PREFIX + "expected one task, got a list of 0"
     assert str(refused([task(), task()])) == PREFIX + "expected one task, got a list of 2"
     assert str(refused(5)) == PREFIX + "a task must be a JSON object, not int"
@@ -235,8 +240,13 @@ def test_a_list_of_other_than_one_task_and_what_is_no_object_are_refused() -> No
     assert str(refused({"code": "x", "data": None})) == PREFIX + "the task has no 'id'"
     assert str(refused({"code": "x", "data": "t"})) == PREFIX + "the task has no 'id'"
     # a "data" beside an "id" is the task's own field, not an envelope
-    got = read({"id": "t", "state": "pending", "data": task()})
-    assert (got.id, dict(got.extra)) == ("t", {"data": task()})
+    for body in (
+        {"id": "t", "state": "pending", "data": task()},
+        [{"id": "t", "state": "pending", "data": task()}],
+        MappingProxyType({"id": "t", "state": "pending", "data": task()}),
+    ):
+        got = read(body)
+        assert (got.id, dict(got.extra)) == ("t", {"data": task()})
 
 
 @pytest.mark.parametrize(
@@ -253,10 +263,12 @@ def test_a_list_of_other_than_one_task_and_what_is_no_object_are_refused() -> No
 def test_a_task_without_its_id_or_state_is_refused_by_name(
     body: dict[str, Any], message: str
 ) -> None:
+    # Kills _shapes.read_task__mutmut_25, _26, _27 (the missing id's message).
     assert str(refused(body)) == PREFIX + message
 
 
 def test_a_gateway_row_gives_its_luma_task_and_fills_only_what_it_lacks() -> None:
+    # Kills _shapes._from_gateway_row__mutmut_12 (the task's own id replaced by the row's).
     def row(**fields: Any) -> dict[str, Any]:
         return {"id": 13917, "task_id": "luma-id", "platform": "luma_free", **fields}
 
@@ -298,6 +310,7 @@ def test_a_gateway_row_gives_its_luma_task_and_fills_only_what_it_lacks() -> Non
 
 
 def test_what_is_no_gateway_row_is_read_as_it_is() -> None:
+    # Kills _shapes._is_gateway_row__mutmut_6 (a task_id that is no text taken for a row).
     # a task_id that is empty or no text, or a text id without a data object: a task
     got = read({"id": "t", "state": "pending", "task_id": ""})
     assert (got.id, dict(got.extra)) == ("t", {"task_id": ""})
@@ -367,9 +380,16 @@ def test_a_time_in_the_artifact_or_elsewhere_is_no_created_at() -> None:
         (1e20, "timestamp out of range: 1e+20"),
         ("yesterday", "Invalid isoformat string: 'yesterday'"),
         (" 2024-07-01T07:35:13.5Q", "Invalid isoformat string: '2024-07-01T07:35:13.500000Q'"),
+        (
+            "2024-07-01T07:35:13.5.5Q",
+            "Invalid isoformat string: '2024-07-01T07:35:13.500000.5Q'",
+        ),
     ],
 )
 def test_a_time_that_is_none_is_refused_with_what_it_is(value: object, message: str) -> None:
+    # Kills _shapes.parse_datetime__mutmut_21 (the out-of-range message),
+    # _parse_iso_leniently__mutmut_14 (the last dot taken for the fraction's), _15 (no fraction
+    # found), _22 (seven digits of fraction).
     error = refused(task(created_at=value))
     assert str(error) == PREFIX + message
 
@@ -430,12 +450,14 @@ def test_video_links_given_as_objects_are_their_urls(fields: dict[str, Any], wan
     ],
 )
 def test_a_video_size_that_is_no_number_is_refused_by_field(value: object, message: str) -> None:
+    # Kills _shapes.video_size__mutmut_7, _8 (the refusal's message).
     error = refused(task(video={"url": V, "width": value}))
     assert str(error) == PREFIX + "invalid value for type, expected int | None @ $.width"
     assert cause(error) == f"{message} @ $.width"
 
 
 def test_a_video_link_in_a_text_subclass_object_is_refused() -> None:
+    # Kills _shapes.video_link__mutmut_13, _14 (the refusal's message).
     class Text(str):
         __slots__ = ()
 
@@ -469,6 +491,8 @@ def test_the_video_is_read_from_the_first_place_that_has_a_link() -> None:
 
 
 def test_a_video_given_as_a_bare_link_or_a_read_only_object() -> None:
+    # Kills _shapes.read_task__mutmut_59, _60, _61 (an artifact that is a Mapping but no dict
+    # ignored).
     same(read(task(video=V)).video, Video(V))
     view = MappingProxyType({"url": V, "width": 1280, "thumbnail": "t"})
     same(read(task(video=view)).video, Video(V, width=1280, thumbnail="t"))
@@ -477,6 +501,8 @@ def test_a_video_given_as_a_bare_link_or_a_read_only_object() -> None:
 
 
 def test_the_still_comes_from_the_video_then_the_top_the_artifact_and_assets() -> None:
+    # Kills _shapes._video__mutmut_58 (a video's still object without a link kept, the others
+    # ignored).
     def still(**fields: Any) -> str | None:
         video = read(task(**fields)).video
         assert video is not None
@@ -574,6 +600,8 @@ def test_a_raw_renders_duration_is_finite_seconds_or_none(
 def test_media_sizes_of_stills_and_raw_renders_are_whole_numbers_or_none(
     size: object, want: int | None
 ) -> None:
+    # Kills _shapes._frame__mutmut_36, _41 to _54 (a last frame that is a Mapping but no dict: its
+    # link or sizes lost).
     got = read(
         task(
             video={"url": V},
@@ -593,6 +621,8 @@ def test_media_sizes_of_stills_and_raw_renders_are_whole_numbers_or_none(
 
 
 def test_the_last_frame_is_read_at_the_top_then_in_the_artifact() -> None:
+    # Kills _shapes._frame__mutmut_6 (a last frame whose link is no text or empty kept), and _36,
+    # _41 to _54 too.
     top = {"url": "https://cdn/f.jpg", "width": 1280, "height": 720}
     art = {"last_frame": {"url": "https://cdn/a.jpg", "width": 1}}
     same(
@@ -628,6 +658,8 @@ def test_the_last_frame_is_read_at_the_top_then_in_the_artifact() -> None:
 
 
 def test_slot_setters_gives_one_setter_per_field_in_order_or_names_the_mismatch() -> None:
+    # Kills _construct.slot_setters__mutmut_1, _6 (run at import only, so under mutmut only a test
+    # that calls it sees them).
     set_url, set_width, set_height = slot_setters(Frame, "url", "width", "height")
     frame = object.__new__(Frame)
     set_url(frame, "u")
@@ -647,6 +679,8 @@ def test_slot_setters_gives_one_setter_per_field_in_order_or_names_the_mismatch(
 
 
 def test_a_video_object_with_every_plain_field_is_built_directly() -> None:
+    # Kills _construct.plain_video__mutmut_4 (a video object with all five plain keys sent to the
+    # field hooks).
     fields = {"url": V, "width": 1, "height": 2, "thumbnail": "t", "download_url": "d"}
     built = plain_video(fields, V)
     assert built is not None
