@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -408,3 +409,23 @@ async def test_a_request_cut_off_by_a_killed_run_is_uncertain_on_the_rerun(
     assert (error.method, error.path) == ("POST", f"/luma/generations/{parent}/extend")
     assert (error.request, error.task_id, error.status, error.answer) == (request, None, None, None)
     assert rows(path) == [(key, JournalState.UNCERTAIN, None, why)]
+
+
+async def test_a_source_that_breaks_hands_its_own_error_to_the_consumer(
+    luma: LumaSession, emulator: LumaEmulator
+) -> None:
+    # Kills _batch.xǁ_Crashǁ__init____mutmut_1 (the crash carries no error: the consumer would
+    # get ``TypeError: exceptions must derive from BaseException`` instead of the cause).
+    parent = await parent_of(luma, emulator)
+
+    def requests() -> Iterator[ExtendRequest]:
+        yield ExtendRequest(parent, "the one before")
+        raise LookupError("the source broke")
+
+    seen: list[BatchResult] = []
+    with pytest.raises(LookupError) as caught:
+        async for result in luma.extend_many(requests(), concurrency=1):
+            seen.append(result)
+    assert str(caught.value) == "the source broke"
+    assert [r.request for r in seen] == [ExtendRequest(parent, "the one before")]
+    assert emulator.count("extend") == 1

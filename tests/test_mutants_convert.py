@@ -7,6 +7,7 @@ the decoder is built, so the tests hold through a rewrite of the decoding code.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -192,7 +193,7 @@ def test_a_new_converter_writes_tasks_changes_states_and_times_as_wire_json() ->
 def test_a_task_is_written_with_its_video_failure_and_last_frame_and_read_back_equal() -> None:
     # Kills _convert._task_to_json__mutmut_20 (a missing video written as an object),
     # _34 to _38 (the last frame dropped, renamed, or written over the one the extras hold),
-    # _format_datetime__mutmut_2, _7, _9 (a time not written in UTC with 'Z').
+    # _format_datetime__mutmut_7, _9 (a time not written with 'Z').  _2 is killed below.
     frame = Frame("https://cdn/last.jpg", width=8, height=6)
     task = Task(
         TASK_ID,
@@ -422,3 +423,25 @@ def test_a_gateway_row_with_a_text_id_and_an_odd_status() -> None:
     with pytest.raises(DecodeError) as caught:
         task_from_json({"id": 3, "task_id": "t", "status": 5, "data": {}})
     assert str(caught.value) == "task: cannot read the answer as a task: task t has no 'state'"
+
+
+def test_a_time_is_written_in_utc_whatever_the_machines_time_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Kills _convert._format_datetime__mutmut_2 (``astimezone(None)``: the machine's local
+    # time).  It passes on a machine whose zone is UTC, so the test moves the process to UTC+3
+    # (a POSIX zone string: no tz database needed) and back.
+    monkeypatch.setenv("TZ", "XYZ-3")
+    time.tzset()
+    try:
+        assert time.timezone == -3 * 3600  # the zone really moved
+        task = Task(
+            TASK_ID,
+            TaskState.PENDING,
+            created_at=datetime(2024, 7, 1, 9, 35, 13, tzinfo=timezone(timedelta(hours=2))),
+        )
+        assert task_to_json(task)["created_at"] == "2024-07-01T07:35:13Z"
+        assert make_luma_converter().unstructure(WHEN) == CREATED
+    finally:
+        monkeypatch.undo()
+        time.tzset()
