@@ -88,7 +88,9 @@ def monotone(states: list[str]) -> bool:
 
 @pytest.mark.parametrize("envelope", ["bare", "list", "wrapped"])
 async def test_a_callback_makes_the_poller_look_at_once(envelope: str) -> None:
-    async with live(envelope=envelope) as (emu, luma):
+    # 40 ms pending, then 0.8 s processing: long enough that a loaded machine's late look
+    # after the 'processing' call still finds the task processing (at 160 ms it once did not).
+    async with live(envelope=envelope, processing_seconds=40.0) as (emu, luma):
         receiver = await luma.start_callbacks()
         started = time.monotonic()
         task = await luma.generate("a fox in snow")
