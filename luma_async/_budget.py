@@ -7,10 +7,10 @@ pollers spreads out evenly instead of stampeding.  A 429 anywhere pauses everyon
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
+import math
 
 from luma_async import _clock
+from luma_async._gate import Gate
 from luma_async._policy import RequestBudget
 
 __all__ = ["Budget"]
@@ -25,13 +25,20 @@ class Budget:
         #: The clock time until which a 429 pauses every request (in the past: not paused).
         self.paused_until = 0.0
         self._factor = 1.0  # share of max_rate allowed now; halved by each 429
-        # The cap on requests in flight: slots held are counted in in_flight, and the
-        # requests waiting for one queue here, first come first served; a release hands its
-        # slot to the next live waiter (as the hub's gate does), a cancelled one is skipped.
-        self._waiting: deque[asyncio.Future[None]] = deque()
-        self.in_flight = 0
-        self.peak_in_flight = 0
+        # The cap on requests in flight (unbounded: only counted), first come first served.
+        cap = self.policy.max_connections
+        self._cap = Gate(math.inf if cap is None else cap)
         self.throttled = 0  # 429s seen
+
+    @property
+    def in_flight(self) -> int:
+        """Requests holding a slot now."""
+        return self._cap.held
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most requests that held a slot at once."""
+        return self._cap.peak
 
     @property
     def rate(self) -> float | None:
@@ -79,9 +86,7 @@ class Budget:
             return False
         if self.paused_until and self.paused_until > _clock.monotonic():
             return False
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        return True
+        return self._cap.take()
 
     async def __aenter__(self) -> None:
         await self.acquire()
@@ -92,34 +97,18 @@ class Budget:
         queued in the hub's gate, bounded alike, is not admitted twice by an await.
         ``False``: nothing was taken, :meth:`acquire` it; :meth:`release` gives it back."""
         policy = self.policy
-        limit = policy.max_connections
-        if limit is None or policy.max_rate is not None:
-            return False
-        if self.in_flight >= limit or self._waiting:
+        if policy.max_connections is None or policy.max_rate is not None:
             return False
         if self.paused_until and self.paused_until > _clock.monotonic():
             return False
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        return True
+        return self._cap.take()
 
     async def acquire(self) -> None:
         """Take a slot, waiting for the rate, the pause and the cap on requests in flight."""
         if self.policy.max_rate is not None or self.paused_until > _clock.monotonic():
             await self._admit()  # else nothing to wait for: the common case costs no await
-        limit = self.policy.max_connections
-        if limit is not None and (self.in_flight >= limit or self._waiting):
-            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiting.append(turn)
-            try:
-                await turn  # a release hands its slot on: in_flight already counts it
-            except asyncio.CancelledError:
-                if turn.done() and not turn.cancelled():  # handed the slot, then cancelled
-                    self.release()
-                raise
-            return
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        if not self._cap.take():
+            await self._cap.wait()  # first come, first served; the slot is held on return
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.release()
@@ -127,13 +116,7 @@ class Budget:
     def release(self) -> None:
         """Give back a slot taken by :meth:`take`, :meth:`take_free` or :meth:`acquire`: to the
         next request queued for one, else to the budget."""
-        waiting = self._waiting
-        while waiting:
-            turn = waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)  # the slot goes to the next in line
-                return
-        self.in_flight -= 1
+        self._cap.release()
 
     def succeeded(self) -> None:
         if self._factor < 1.0:

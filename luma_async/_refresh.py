@@ -14,12 +14,12 @@ tasks by GET.  So a follower fails only for what a GET of its own task says.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Awaitable, Callable
 
 from luma_async import _clock
 from luma_async._errors import APIError, DecodeError, LumaError
+from luma_async._gate import Gate
 from luma_async._models import Task
 from luma_async._protocol import BATCH_TASKS_PATH
 
@@ -59,8 +59,7 @@ class Refresher:
         self._watched = watched
         # Fetches queue here for a free connection: thousands of waiting polls then cost a
         # small frame each, not a whole HTTP call stack waiting deep in the transport.
-        self._free = connections
-        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._gate = Gate(connections)
         self.batch_supported = batch  # None: not known yet
         self._window = window
         self._max_batch = max_batch
@@ -96,33 +95,13 @@ class Refresher:
             raise
 
     async def _get(self, task_id: str) -> Task:
-        # A FIFO gate with the slot handed to the next in line: asyncio.Semaphore walks its
-        # waiters on every release, and with thousands queued that was a tenth of the polls'
-        # own CPU.  A cancelled waiter's future stays queued and is skipped when reached.
-        if self._free > 0 and not self._queue:
-            self._free -= 1
-        else:
-            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._queue.append(turn)
-            try:
-                await turn
-            except asyncio.CancelledError:
-                if turn.done() and not turn.cancelled():  # handed the slot, then cancelled
-                    self._release()
-                raise
+        gate = self._gate
+        if not gate.take():  # a free connection is taken without an await
+            await gate.wait()
         try:
             return await self._fetch_one(task_id)
         finally:
-            self._release()
-
-    def _release(self) -> None:
-        queue = self._queue
-        while queue:
-            turn = queue.popleft()
-            if not turn.done():
-                turn.set_result(None)  # the slot goes to the next in line
-                return
-        self._free += 1
+            gate.release()
 
     def _forget(self, task_id: str, future: asyncio.Future[Task]) -> None:
         """A fetcher gave up: a refresh that nobody waits for any more is cancelled."""
