@@ -134,6 +134,23 @@ async def test_a_wakeup_cuts_the_wait_between_polls_short(vclock: VirtualClock) 
     assert [c.state for c in changes] == ["processing", "completed"]
 
 
+async def test_a_wakeup_cuts_the_wait_after_a_failed_poll_short(vclock: VirtualClock) -> None:
+    # Kills _poll.xǁPollerǁ_schedule__mutmut_12 (the retry schedule without the poller's
+    # sleep) and _sleep__mutmut_2, _4 (that sleep deaf to the wakeup), measured on the
+    # slotted Poller: a callback arriving while a failed poll waits to be retried makes the
+    # retry happen at once, as it does between two successful polls.
+    wakeup = Wakeup()
+    error = ServerError(method="GET", path="/t", status=502, detail="bad gateway")
+    fetch, times = fetcher(vclock, [error, Task("t", TaskState.COMPLETED, video=VIDEO)])
+
+    async def run() -> list[StateChange]:
+        return [c async for c in follow(fetch, "t", EXACT, wakeup=wakeup)]
+
+    changes, _ = await asyncio.gather(run(), _wake_after(vclock, 0.5, wakeup))
+    assert times == [0.0, 0.5]  # not 2.0, the retry's own wait
+    assert [(c.state, c.polls) for c in changes] == [("completed", 2)]
+
+
 async def test_a_wakeup_cuts_the_first_wait_after_a_task_in_hand_short(
     vclock: VirtualClock,
 ) -> None:
