@@ -67,14 +67,6 @@ class Budget:
             if self.paused_until <= _clock.monotonic():
                 return
 
-    def slot(self) -> Budget:
-        """``async with budget.slot():`` around one request.
-
-        The budget is its own context manager: every request passes through it and
-        thousands may wait in it at once, so it allocates nothing per use.
-        """
-        return self
-
     def take(self) -> bool:
         """Take a slot at once when nothing may make it wait: no rate, no cap on requests in
         flight, no 429 pause (the default budget, and the common case: no await, and no clock
@@ -87,9 +79,6 @@ class Budget:
         if self.paused_until and self.paused_until > _clock.monotonic():
             return False
         return self._cap.take()
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
 
     def take_free(self) -> bool:
         """Take a slot at once when the only thing to enforce is the cap on requests in flight
@@ -109,9 +98,6 @@ class Budget:
             await self._admit()  # else nothing to wait for: the common case costs no await
         if not self._cap.take():
             await self._cap.wait()  # first come, first served; the slot is held on return
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.release()
 
     def release(self) -> None:
         """Give back a slot taken by :meth:`take`, :meth:`take_free` or :meth:`acquire`: to the

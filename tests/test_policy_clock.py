@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import math
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -397,11 +399,22 @@ async def test_real_clock_cancel_cleans_up() -> None:
 # --- Budget on virtual time ---------------------------------------------------------------------
 
 
+@asynccontextmanager
+async def slot(budget: Budget) -> AsyncIterator[None]:
+    """One request's slot, taken by the budget's general path (``acquire``; the no-await
+    ``take``/``take_free`` fast paths are pinned in tests/test_perf_cuts.py)."""
+    await budget.acquire()
+    try:
+        yield
+    finally:
+        budget.release()
+
+
 async def take_slots(budget: Budget, count: int, clock: VirtualClock) -> list[float]:
     times: list[float] = []
 
     async def one() -> None:
-        async with budget.slot():
+        async with slot(budget):
             times.append(clock.monotonic())
 
     await asyncio.gather(*(one() for _ in range(count)))
@@ -428,7 +441,7 @@ async def test_rate_applies_to_sequential_requests(vclock: VirtualClock) -> None
     budget = Budget(RequestBudget(max_rate=4))
     start = vclock.monotonic()
     for _ in range(9):
-        async with budget.slot():
+        async with slot(budget):
             pass
     assert vclock.monotonic() - start == pytest.approx(2.0)
 
@@ -464,7 +477,7 @@ async def test_slow_down_without_retry_after_uses_pause(vclock: VirtualClock) ->
     start = vclock.monotonic()
     budget.slow_down(None)
     assert budget.rate is None  # no rate limit to halve
-    async with budget.slot():
+    async with slot(budget):
         assert vclock.monotonic() == pytest.approx(start + 3.0)
 
 
@@ -497,7 +510,7 @@ async def test_max_connections_bounds_requests_in_flight(vclock: VirtualClock) -
     seen: list[int] = []
 
     async def request() -> None:
-        async with budget.slot():
+        async with slot(budget):
             seen.append(budget.in_flight)
             await vclock.sleep(1)
 
@@ -511,12 +524,12 @@ async def test_max_connections_bounds_requests_in_flight(vclock: VirtualClock) -
 async def test_slot_is_released_on_error(vclock: VirtualClock) -> None:
     budget = Budget(RequestBudget(max_connections=1))
     with pytest.raises(RuntimeError):
-        async with budget.slot():
+        async with slot(budget):
             raise RuntimeError
     assert budget.in_flight == 0
 
     async def again() -> int:
-        async with budget.slot():
+        async with slot(budget):
             return budget.in_flight
 
     assert await asyncio.wait_for(again(), 5) == 1  # the one connection is free again
