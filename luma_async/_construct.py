@@ -16,21 +16,11 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-import attrs
-
-from luma_async._models import EMPTY, Frame, RawVideo, Task, TaskState, Video
+from luma_async._models import EMPTY, Frame, RawVideo, Task, TaskState, Video, slot_setters
 
 __all__ = ["new_frame", "new_task", "new_video", "plain_video", "slot_setters"]
 
 _new = object.__new__
-
-
-def slot_setters(cls: type, *names: str) -> tuple[Any, ...]:
-    """The ``__set__`` of each slot of attrs class ``cls``, whose fields must be ``names``."""
-    fields = tuple(field.name for field in attrs.fields(cls))
-    if fields != names:  # a field added to the class must be added here too
-        raise AssertionError(f"{cls.__name__}: fields {fields}, built {names}")
-    return tuple(cls.__dict__[name].__set__ for name in names)
 
 
 _FRAME = slot_setters(Frame, "url", "width", "height")

@@ -196,12 +196,21 @@ class FinishedTask(Task):
     __hash__ = Task.__hash__
 
 
+def slot_setters(cls: type, *names: str) -> tuple[Any, ...]:
+    """The ``__set__`` of each slot of attrs class ``cls``, whose fields must be ``names``
+    (here and in ``_construct``, which builds these values without their ``__init__``)."""
+    fields = tuple(field.name for field in attrs.fields(cls))
+    if fields != names:  # a field added to the class must be added here too
+        raise AssertionError(f"{cls.__name__}: fields {fields}, built {names}")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
 _new = object.__new__
 _TASK_FIELDS = tuple(field.name for field in attrs.fields(Task))
 #: Every field of a Task, read at once (a tuple, in the order of the setters below).
 _task_values = operator.attrgetter(*_TASK_FIELDS)
 #: The ``__set__`` of Task's slots; FinishedTask adds no slot (only a narrower type).
-_SET_TASK_SLOTS = tuple(Task.__dict__[name].__set__ for name in _TASK_FIELDS)
+_SET_TASK_SLOTS = slot_setters(Task, *_TASK_FIELDS)
 
 
 @attrs.frozen
