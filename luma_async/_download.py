@@ -35,7 +35,7 @@ client session with an ``Authorization`` header or ``auth`` of its own is refuse
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -212,7 +212,7 @@ class LinkSource(Protocol):
 
 async def download_for(
     source: LinkSource,
-    client: Callable[[], Awaitable[aiohttp.ClientSession]],
+    client: Callable[[], aiohttp.ClientSession],
     task_or_video: Task | Video | str,
     dest: Path | str,
     *,
@@ -224,7 +224,7 @@ async def download_for(
     """:meth:`LumaSession.download`: every argument checked before the first request.
 
     For a :class:`Task`, ``source`` gives the link without watermark (``watermark=False``),
-    and a fresh link, once, when the first one expired (403).  ``client`` is awaited only
+    and a fresh link, once, when the first one expired (403).  ``client`` is called only
     once the link is known.
     """
     url = video_url_of(task_or_video)  # a task must be finished, before any request
@@ -250,7 +250,7 @@ async def download_for(
             raise InputError("watermark=False needs the Task: that link is asked by task id")
         url = await source.download_video_url(task_or_video.id)
     return await download(
-        await client(),
+        client(),
         url,
         dest,
         progress=progress,

@@ -118,7 +118,7 @@ class LumaSession(Following):
 
     async def __aenter__(self) -> LumaSession:
         _lifecycle.check_enter(self._state)
-        await self._client()
+        self._aiohttp()
         self._state = SessionState.OPENED
         return self
 
@@ -147,9 +147,6 @@ class LumaSession(Following):
     @property
     def closed(self) -> bool:
         return self._state is SessionState.CLOSED
-
-    async def _client(self) -> aiohttp.ClientSession:
-        return self._aiohttp()
 
     def _aiohttp(self) -> aiohttp.ClientSession:
         """The aiohttp session (made on first use), refused once this one is closed.
@@ -295,7 +292,7 @@ class LumaSession(Following):
 
         return await _download.download_for(
             self,
-            self._client,
+            self._aiohttp,
             task_or_video,
             dest,
             watermark=watermark,

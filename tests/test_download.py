@@ -178,7 +178,7 @@ async def test_full_download_equals_the_video(
 ) -> None:
     task = await finished_task(luma)
     dest = tmp_path / "fox.mp4"
-    got = await download(await luma._client(), video_url_of(task), dest, retry=luma.retry)
+    got = await download(luma._aiohttp(), video_url_of(task), dest, retry=luma.retry)
     assert got == dest
     assert dest.read_bytes() == emulator.video_bytes
     assert leftovers(tmp_path) == ["fox.mp4"]
@@ -192,11 +192,11 @@ async def test_dest_directory_takes_the_name_from_the_url(
     luma: LumaSession, emulator: LumaEmulator, tmp_path: Path
 ) -> None:
     task = await finished_task(luma)
-    got = await download(await luma._client(), video_url_of(task), tmp_path, retry=luma.retry)
+    got = await download(luma._aiohttp(), video_url_of(task), tmp_path, retry=luma.retry)
     assert got == tmp_path / f"{task.id}.mp4"
     assert got.read_bytes() == emulator.video_bytes
     named = await download(
-        await luma._client(), video_url_of(task), str(tmp_path), retry=luma.retry, filename="x.mp4"
+        luma._aiohttp(), video_url_of(task), str(tmp_path), retry=luma.retry, filename="x.mp4"
     )
     assert named == tmp_path / "x.mp4"
     assert named.read_bytes() == emulator.video_bytes
@@ -208,7 +208,7 @@ async def test_overwrite_replaces_an_existing_file(
     task = await finished_task(luma)
     dest = tmp_path / "fox.mp4"
     dest.write_bytes(b"old")
-    await download(await luma._client(), video_url_of(task), dest, retry=luma.retry)
+    await download(luma._aiohttp(), video_url_of(task), dest, retry=luma.retry)
     assert dest.read_bytes() == emulator.video_bytes
 
 
@@ -219,9 +219,7 @@ async def test_overwrite_false_refuses_an_existing_file(
     dest = tmp_path / "fox.mp4"
     dest.write_bytes(b"old")
     with pytest.raises(InputError, match="already exists"):
-        await download(
-            await luma._client(), video_url_of(task), dest, retry=luma.retry, overwrite=False
-        )
+        await download(luma._aiohttp(), video_url_of(task), dest, retry=luma.retry, overwrite=False)
     assert dest.read_bytes() == b"old"
     assert not emulator.video_requests
 
@@ -237,7 +235,7 @@ async def test_overwrite_false_keeps_a_file_that_appeared_meanwhile(
 
     with pytest.raises(DownloadError, match="appeared during the download"):
         await download(
-            await luma._client(),
+            luma._aiohttp(),
             video_url_of(task),
             dest,
             retry=luma.retry,
@@ -254,7 +252,7 @@ async def test_sync_progress_sees_every_chunk(
     task = await finished_task(luma)
     calls: list[tuple[int, int | None]] = []
     await download(
-        await luma._client(),
+        luma._aiohttp(),
         video_url_of(task),
         tmp_path / "v.mp4",
         retry=luma.retry,
@@ -279,7 +277,7 @@ async def test_async_progress_is_awaited(
         seen.append(received)
 
     await download(
-        await luma._client(),
+        luma._aiohttp(),
         video_url_of(task),
         tmp_path / "v.mp4",
         retry=luma.retry,
@@ -300,7 +298,7 @@ async def test_a_failing_progress_callback_aborts_without_leftovers(
 
     with pytest.raises(RuntimeError, match="disk quota"):
         await download(
-            await luma._client(),
+            luma._aiohttp(),
             video_url_of(task),
             tmp_path / "v.mp4",
             retry=luma.retry,
@@ -315,7 +313,7 @@ async def test_404_is_not_retried(
 ) -> None:
     url = f"{emulator.video_base_url}/videos/no-such-task.mp4?expires=99999999999&sig=secret"
     with pytest.raises(NotFoundError) as caught:
-        await download(await luma._client(), url, tmp_path / "v.mp4", retry=luma.retry)
+        await download(luma._aiohttp(), url, tmp_path / "v.mp4", retry=luma.retry)
     assert caught.value.status == 404
     assert "secret" not in str(caught.value)
     assert len(emulator.video_requests) == 1
@@ -328,7 +326,7 @@ async def test_416_without_a_partial_file_is_not_retried(
     task = await finished_task(luma)
     emulator.inject("video", status=416)
     with pytest.raises(APIError, match="answered 416") as caught:
-        await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
+        await download(luma._aiohttp(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
     assert caught.value.status == 416
     assert len(emulator.video_requests) == 1
 
@@ -339,7 +337,7 @@ async def test_dropped_connection_and_503_are_retried(
     task = await finished_task(luma)
     emulator.inject("video", drop=True)
     emulator.inject("video", status=503)
-    dest = await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
+    dest = await download(luma._aiohttp(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
     assert dest.read_bytes() == emulator.video_bytes
     assert len(emulator.video_requests) == 3
 
@@ -350,7 +348,7 @@ async def test_retry_after_of_the_video_host_is_honoured(
     task = await finished_task(luma)
     emulator.inject("video", status=429, retry_after=7)
     before = vclock.monotonic()
-    await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
+    await download(luma._aiohttp(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
     assert vclock.monotonic() - before >= 7
 
 
@@ -360,7 +358,7 @@ async def test_retries_stop_after_attempts_without_progress(
     task = await finished_task(luma)
     emulator.inject("video", status=502, count=10)
     with pytest.raises(ServerError):
-        await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
+        await download(luma._aiohttp(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
     assert len(emulator.video_requests) == RETRY.attempts
     assert leftovers(tmp_path) == []
 
@@ -371,7 +369,7 @@ async def test_endless_drops_end_in_a_transport_error(
     task = await finished_task(luma)
     emulator.inject("video", drop=True, count=100)
     with pytest.raises(TransportError):
-        await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
+        await download(luma._aiohttp(), video_url_of(task), tmp_path / "v.mp4", retry=RETRY)
     # aiohttp itself re-sends an idempotent request once when the server disconnects.
     assert RETRY.attempts <= len(emulator.video_requests) <= 2 * RETRY.attempts
     assert leftovers(tmp_path) == []
@@ -385,7 +383,7 @@ async def test_retries_stop_at_the_deadline(
     policy = RetryPolicy(attempts=1000, initial=1.0, max_wait=1.0, timeout=10.0, jitter=0.0)
     before = vclock.monotonic()
     with pytest.raises(ServerError):
-        await download(await luma._client(), video_url_of(task), tmp_path / "v.mp4", retry=policy)
+        await download(luma._aiohttp(), video_url_of(task), tmp_path / "v.mp4", retry=policy)
     assert 10 <= vclock.monotonic() - before <= 12
     assert 9 <= len(emulator.video_requests) <= 12
 
@@ -398,7 +396,7 @@ async def test_redirect_never_carries_the_token(vclock: VirtualClock, tmp_path: 
         task = await finished_task(luma)
         url = video_url_of(task)
         assert url.startswith(f"{emu.base_url}/cdn/")  # the API host, which redirects
-        dest = await download(await luma._client(), url, tmp_path / "v.mp4", retry=luma.retry)
+        dest = await download(luma._aiohttp(), url, tmp_path / "v.mp4", retry=luma.retry)
         assert dest.read_bytes() == emu.video_bytes
         hops = [r for r in emu.requests if r.route in ("cdn", "video")]
     assert [r.route for r in hops] == ["cdn", "video"]

@@ -74,7 +74,7 @@ async def test_async_with_opens_and_its_end_closes(emulator: LumaEmulator) -> No
         assert entered is luma
         assert luma._state is SessionState.OPENED
         assert ", open>" in repr(luma)
-        client = await luma._client()
+        client = luma._aiohttp()
     assert luma._state is SessionState.CLOSED
     assert "closed" in repr(luma)
     assert client.closed

@@ -498,7 +498,7 @@ async def test_owned_session_is_closed_and_borrowed_one_is_not(emulator: LumaEmu
         assert "borrowed" in repr(luma)
     own = LumaSession(emulator.api_key, base_url=emulator.base_url)
     async with own:
-        client = await own._client()
+        client = own._aiohttp()
     assert client.closed
     assert own.closed
 
