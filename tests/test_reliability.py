@@ -872,12 +872,17 @@ _task_like = st.fixed_dictionaries(
 async def test_any_json_answer_is_a_task_or_a_decode_error(
     luma: LumaSession, emulator: LumaEmulator, body: Any
 ) -> None:
-    emulator.inject("get", body=json.dumps(body))
+    # The same answer to every attempt: an answer naming another task (a WrongTaskError) is
+    # retried within the policy, and the retry must meet the same body, not the real 404.
+    emulator.clear_faults()
+    emulator.inject("get", body=json.dumps(body), count=100)
     outcome: Task | DecodeError
     try:
         outcome = await luma.get("t-1")
     except DecodeError as exc:  # the only error a 200 answer may give
         outcome = exc
+    finally:
+        emulator.clear_faults()
     assert isinstance(outcome, DecodeError) or isinstance(outcome.id, str)
     assert str(outcome)
 
